@@ -1,0 +1,86 @@
+package party
+
+import (
+	"iter"
+	"slices"
+
+	"github.com/coder/websocket"
+)
+
+// Message is one WebSocket message, text or binary. The two are kept apart:
+// a text message received is forwarded as text, a binary one as the same
+// bytes.
+//
+// Ownership: a Message given to OnMessage owns fresh bytes, which the
+// handler may keep, change or forward. A Message passed to Send or Broadcast
+// shares its bytes with every recipient's queue, without copying: they must
+// not change afterwards.
+type Message struct {
+	data   []byte
+	binary bool
+}
+
+// Text returns a text message.
+func Text(s string) Message { return Message{data: []byte(s)} }
+
+// Binary returns a binary message carrying b (not copied).
+func Binary(b []byte) Message { return Message{data: b, binary: true} }
+
+// IsBinary reports whether m is a binary message.
+func (m Message) IsBinary() bool { return m.binary }
+
+// String returns m's payload as a string.
+func (m Message) String() string { return string(m.data) }
+
+// Bytes returns m's payload. The slice is shared with m, not copied.
+func (m Message) Bytes() []byte { return m.data }
+
+func (m Message) wsType() websocket.MessageType {
+	if m.binary {
+		return websocket.MessageBinary
+	}
+	return websocket.MessageText
+}
+
+// Broadcast sends msg to every connection in the room except those whose id
+// is listed in without, as PartyKit's room.broadcast(msg, without). It is
+// safe to call from any goroutine, including code outside every handler, and
+// never blocks: each recipient gets msg through its own queue (see
+// [Connection.Send]; a recipient whose queue overflows is closed, the others
+// are not affected). The bytes of msg are shared by all recipients and must
+// not change afterwards.
+func (r *Room) Broadcast(msg Message, without ...string) {
+	for _, c := range r.snapshot() {
+		if len(without) > 0 && slices.Contains(without, c.id) {
+			continue
+		}
+		c.Send(msg) // a closed or overflowing recipient is its own business
+	}
+}
+
+// GetConnections yields the room's open connections; given tags, only those
+// that carry every one of them (with one tag, PartyKit's
+// room.getConnections(tag)). It iterates over a snapshot taken when the
+// iteration starts, so closing connections, or connections joining and
+// leaving, during the loop is safe. Safe to call from any goroutine.
+func (r *Room) GetConnections(tags ...string) iter.Seq[*Connection] {
+	return func(yield func(*Connection) bool) {
+		for _, c := range r.snapshot() {
+			if c.isClosing() || !hasTags(c, tags) {
+				continue
+			}
+			if !yield(c) {
+				return
+			}
+		}
+	}
+}
+
+func hasTags(c *Connection, tags []string) bool {
+	for _, t := range tags {
+		if !slices.Contains(c.tags, t) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,324 @@
+package party
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+	"github.com/rs/xid"
+)
+
+// ServeHTTP routes r to its room. It accepts these paths, anywhere in the
+// URL (so the Host may be mounted under any prefix):
+//
+//	/party/{room}[/...]             the default party (the PartyKit guide's URLs)
+//	/{Prefix}/{party}/{room}[/...]  partysocket's URLs; Prefix defaults to "parties"
+//
+// and, when the Host is mounted on a Go 1.22 mux pattern with a {room}
+// wildcard (and optionally {party}), the segment that wildcard matched. The
+// room id is the path segment as the client sent it, still percent-encoded,
+// as PartyKit's room.id. Segments after the room and the query string do not
+// change the room.
+//
+// Requests carrying "Upgrade: websocket" become connections; others go to the
+// room's OnRequest. Refusals are plain HTTP responses with a body saying why:
+// 400 for a malformed room or connection id (empty, over 256 bytes, not valid
+// UTF-8 once decoded, "." or "..", control characters) or a malformed
+// handshake, 403 for a cross-origin browser request not allowed by
+// OriginPatterns, 404 for an unknown party or a path with no room, 426 for a
+// wrong WebSocket version or a plain request to a room without OnRequest, 503
+// during Shutdown or over MaxRooms/MaxConnectionsPerRoom.
+func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.enter() {
+		http.Error(w, "party: server is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer h.leave()
+	key, err := h.route(r)
+	if err != nil {
+		refuse(w, err)
+		return
+	}
+	if headerHasToken(r.Header, "Upgrade", "websocket") {
+		h.serveWebSocket(w, r, key)
+		return
+	}
+	if h.BeforeRequest != nil {
+		r2, err := h.BeforeRequest(r, key.party, key.id)
+		if err != nil {
+			refuse(w, err)
+			return
+		}
+		if r2 != nil {
+			r = r2
+		}
+	}
+	room, err := h.acquire(key, false)
+	if err != nil {
+		refuse(w, err)
+		return
+	}
+	defer room.release(false)
+	room.serveRequest(w, r)
+}
+
+func (h *Host) serveWebSocket(w http.ResponseWriter, r *http.Request, key roomKey) {
+	if err := checkHandshake(w, r); err != nil {
+		refuse(w, err)
+		return
+	}
+	if err := h.checkOrigin(r); err != nil {
+		refuse(w, err)
+		return
+	}
+	id, err := connectionID(r)
+	if err != nil {
+		refuse(w, err)
+		return
+	}
+	if h.BeforeConnect != nil {
+		r2, err := h.BeforeConnect(r, key.party, key.id)
+		if err != nil {
+			refuse(w, err)
+			return
+		}
+		if r2 != nil {
+			r = r2
+		}
+	}
+	room, err := h.acquire(key, true)
+	if err != nil {
+		refuse(w, err)
+		return
+	}
+	defer room.release(true)
+
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Subprotocols:       h.Subprotocols,
+		InsecureSkipVerify: true, // checkOrigin did it, with a clearer refusal
+	})
+	if err != nil {
+		return // Accept has answered
+	}
+	ws.SetReadLimit(h.readLimit())
+	c := &Connection{id: id, uri: requestURI(r), room: room, ws: ws, tags: []string{id}}
+	c.lastActive.Store(time.Now().UnixNano())
+
+	if err := room.lock(); err != nil {
+		ws.Close(websocket.StatusInternalError, truncateReason(err.Error()))
+		return
+	}
+	if !room.join(c, r) {
+		room.unlock()
+		c.readLoop()
+		c.finish()
+		return
+	}
+	h.ensureKeepalive()
+	room.unlock()
+
+	c.readLoop()
+	c.finish()
+	room.turn.Lock()
+	room.leave(c)
+	room.turn.Unlock()
+}
+
+// join makes c a member of the room: tags, replacement of an older
+// connection with the same id, then OnConnect. The caller holds the turn. It
+// reports false if c failed before joining (ConnectionTags panicked), in which
+// case c is closing with 1011 and gets no OnClose.
+func (r *Room) join(c *Connection, req *http.Request) bool {
+	if t := r.handlers.tagger; t != nil {
+		var tags []string
+		if err := r.call("ConnectionTags", c, func() { tags = t.ConnectionTags(c, req) }); err != nil {
+			c.closeAfterQueue(StatusInternalError, err.Error(), err)
+			return false
+		}
+		for _, tag := range tags {
+			if tag != "" && !slices.Contains(c.tags, tag) {
+				c.tags = append(c.tags, tag)
+			}
+		}
+	}
+	if old := r.add(c); old != nil {
+		old.Close(StatusReplaced, "replaced by a newer connection with the same id")
+		r.leave(old)
+	}
+	if r.host.closing.Load() {
+		c.Close(StatusServiceRestart, "server shutting down")
+	}
+	if on := r.handlers.connect; on != nil {
+		if err := r.call("OnConnect", c, func() { on.OnConnect(c, req) }); err != nil {
+			c.closeAfterQueue(StatusInternalError, err.Error(), err)
+		}
+	}
+	return true
+}
+
+// route finds the party and room a request is for.
+func (h *Host) route(r *http.Request) (roomKey, error) {
+	segs := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/"), "/")
+	if room, ok := patternRoom(r, segs); ok {
+		party := r.PathValue("party")
+		if party == "" {
+			party = DefaultParty
+		}
+		return roomKey{party, room}, checkID("room id", room)
+	}
+	prefix := strings.Split(strings.Trim(h.prefix(), "/"), "/")
+	for i, s := range segs {
+		if s == "party" && i+1 < len(segs) {
+			return roomKey{DefaultParty, segs[i+1]}, checkID("room id", segs[i+1])
+		}
+		if n := len(prefix); i+n+1 < len(segs) && slices.Equal(segs[i:i+n], prefix) {
+			party, room := segs[i+n], segs[i+n+1]
+			if _, ok := h.parties[party]; !ok {
+				return roomKey{}, &HTTPError{http.StatusNotFound, fmt.Sprintf("party %q not found", party)}
+			}
+			return roomKey{party, room}, checkID("room id", room)
+		}
+	}
+	return roomKey{}, &HTTPError{http.StatusNotFound, fmt.Sprintf("no room in path %q: expected /party/{room} or /%s/{party}/{room}", r.URL.Path, h.prefix())}
+}
+
+// patternRoom returns the raw path segment matched by a {room} wildcard of
+// the Go 1.22 mux pattern that routed r, if any.
+func patternRoom(r *http.Request, segs []string) (string, bool) {
+	value := r.PathValue("room")
+	if value == "" || r.Pattern == "" {
+		return "", false
+	}
+	pat := r.Pattern
+	if i := strings.IndexAny(pat, " \t"); i >= 0 { // "GET /rooms/{room}"
+		pat = strings.TrimLeft(pat[i:], " \t")
+	}
+	if i := strings.IndexByte(pat, '/'); i > 0 { // "example.com/rooms/{room}"
+		pat = pat[i:]
+	}
+	i := slices.Index(strings.Split(strings.TrimPrefix(pat, "/"), "/"), "{room}")
+	if i >= 0 && i < len(segs) {
+		if dec, err := url.PathUnescape(segs[i]); err == nil && dec == value {
+			return segs[i], true
+		}
+	}
+	return url.PathEscape(value), true // the path was rewritten (http.StripPrefix): best effort
+}
+
+// checkID validates a room or connection id as sent (percent-encoded).
+func checkID(kind, raw string) error {
+	bad := func(why string) error {
+		return &HTTPError{http.StatusBadRequest, fmt.Sprintf("invalid %s %q: %s", kind, truncateReason(raw), why)}
+	}
+	if raw == "" {
+		return bad("empty")
+	}
+	if len(raw) > maxIDLength {
+		return bad(fmt.Sprintf("%d bytes, longer than %d", len(raw), maxIDLength))
+	}
+	dec, err := url.PathUnescape(raw)
+	if err != nil {
+		return bad("bad percent-encoding")
+	}
+	if !utf8.ValidString(dec) {
+		return bad("not valid UTF-8")
+	}
+	if dec == "." || dec == ".." {
+		return bad("a dot segment")
+	}
+	if strings.ContainsFunc(dec, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return bad("contains a control character")
+	}
+	return nil
+}
+
+// connectionID returns the first _pk query parameter, or a fresh xid.
+func connectionID(r *http.Request) (string, error) {
+	q, _ := url.ParseQuery(r.URL.RawQuery)
+	if pk := q["_pk"]; len(pk) > 0 && pk[0] != "" {
+		return pk[0], checkID("connection id (_pk)", url.PathEscape(pk[0]))
+	}
+	return xid.New().String(), nil
+}
+
+// checkHandshake validates a WebSocket handshake before any room is touched.
+func checkHandshake(w http.ResponseWriter, r *http.Request) error {
+	switch {
+	case r.Method != http.MethodGet:
+		return &HTTPError{http.StatusMethodNotAllowed, "WebSocket handshake must be a GET request"}
+	case !r.ProtoAtLeast(1, 1):
+		return &HTTPError{http.StatusBadRequest, "WebSocket handshake needs HTTP/1.1"}
+	case !headerHasToken(r.Header, "Connection", "upgrade"):
+		return &HTTPError{http.StatusBadRequest, `WebSocket handshake needs "Connection: Upgrade"`}
+	case r.Header.Get("Sec-WebSocket-Version") != "13":
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		return &HTTPError{http.StatusUpgradeRequired, fmt.Sprintf("unsupported Sec-WebSocket-Version %q: this server speaks 13", r.Header.Get("Sec-WebSocket-Version"))}
+	}
+	key, err := base64.StdEncoding.DecodeString(r.Header.Get("Sec-WebSocket-Key"))
+	if err != nil || len(key) != 16 {
+		return &HTTPError{http.StatusBadRequest, "missing or malformed Sec-WebSocket-Key"}
+	}
+	return nil
+}
+
+// checkOrigin refuses a cross-origin browser request not allowed by
+// OriginPatterns.
+func (h *Host) checkOrigin(r *http.Request) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return &HTTPError{http.StatusForbidden, fmt.Sprintf("malformed Origin %q", origin)}
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return nil
+	}
+	for _, p := range h.OriginPatterns {
+		target := u.Host
+		if strings.Contains(p, "://") {
+			target = u.Scheme + "://" + u.Host
+		}
+		if ok, err := path.Match(strings.ToLower(p), strings.ToLower(target)); err == nil && ok {
+			return nil
+		}
+	}
+	return &HTTPError{http.StatusForbidden, fmt.Sprintf("origin %q may not connect to %q: add %q to Host.OriginPatterns to allow it", origin, r.Host, u.Host)}
+}
+
+func refuse(w http.ResponseWriter, err error) {
+	var he *HTTPError
+	if errors.As(err, &he) {
+		http.Error(w, "party: "+he.Message, he.Status)
+		return
+	}
+	http.Error(w, "party: "+err.Error(), http.StatusUnauthorized)
+}
+
+func requestURI(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + r.URL.RequestURI()
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,362 @@
+// Package party brings PartyKit's programming model to any Go web application:
+// rooms of WebSocket connections, each room driven by one stateful server
+// object that you write as a plain Go struct.
+//
+// Mount a [Host] in the mux you already have and write a type with the
+// handler methods you need:
+//
+//	type Chat struct{ room *party.Room }
+//
+//	func (s *Chat) OnConnect(c *party.Connection, r *http.Request) {
+//		c.Send(party.Text("Welcome, " + c.ID()))
+//		s.room.Broadcast(party.Text("Heads up! "+c.ID()+" joined the party!"), c.ID())
+//	}
+//	func (s *Chat) OnMessage(msg party.Message, sender *party.Connection) { s.room.Broadcast(msg, sender.ID()) }
+//	func (s *Chat) OnClose(c *party.Connection) { s.room.Broadcast(party.Text("So sad! " + c.ID() + " left the party!")) }
+//
+//	h := party.Handler(func(r *party.Room) party.Server { return &Chat{room: r} })
+//	mux.Handle("/party/", h)   // the PartyKit guide's URLs: /party/{room}
+//	mux.Handle("/parties/", h) // partysocket's default URLs: /parties/main/{room}
+//
+// The npm partysocket client connects unchanged: new PartySocket({host, room})
+// opens /parties/main/{room}?_pk={id}.
+//
+// # Rooms
+//
+// A room is created by the first request for its id: the factory builds its
+// [Server], then OnStart runs (once; if it fails, the next request retries).
+// When its last connection has left and no request is in flight, the room is
+// dropped after [Host.IdleTimeout]; the next request for the same id builds a
+// fresh one.
+//
+// # Concurrency
+//
+// All handler calls of one room (OnStart, OnConnect, OnMessage, OnClose,
+// OnError, OnRequest, ConnectionTags) run one at a time, never concurrently,
+// so a Server needs no locks for its own fields. Different rooms run in
+// parallel. A connection's OnConnect returns before its first OnMessage, and
+// the messages of one sender are handled in the order they were sent.
+// [Room.Broadcast], [Room.GetConnections], [Connection.Send] and
+// [Connection.Close] are safe to call from any goroutine, inside or outside
+// handlers, and never block on the network.
+package party
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultParty is the name of the party built by the factory given to
+// [Handler]. partysocket connects to it at /parties/main/{room}, and the
+// PartyKit guide's /party/{room} URLs reach it too.
+const DefaultParty = "main"
+
+// Defaults for the [Host] fields whose zero value means "use the default".
+const (
+	DefaultIdleTimeout       = 10 * time.Second
+	DefaultReadLimit         = 1 << 20 // 1 MiB, as PartyKit
+	DefaultSendQueueMessages = 1024
+	DefaultSendQueueBytes    = 4 << 20 // 4 MiB
+	DefaultWriteTimeout      = 10 * time.Second
+	DefaultPingInterval      = 30 * time.Second
+	DefaultPingTimeout       = 10 * time.Second
+	DefaultPrefix            = "parties"
+)
+
+// maxIDLength is the longest room or connection id accepted, in bytes as sent.
+const maxIDLength = 256
+
+// Server is the value that drives one room. Any value is a valid Server: a
+// struct with no methods accepts connections and stays silent. Its powers come
+// from the optional interfaces it implements ([OnStartHandler],
+// [OnConnectHandler], [OnMessageHandler], [OnCloseHandler], [OnErrorHandler],
+// [OnRequestHandler], [ConnectionTagger]), discovered once when the room is
+// built.
+type Server any
+
+// OnStartHandler is implemented by a Server that prepares itself before its
+// room handles anything. OnStart runs once per room, before any other handler.
+// If it returns an error (or panics), the request that started the room fails
+// (a WebSocket is closed with 1011 and the error as reason, an HTTP request
+// gets 500) and the next request for the room calls OnStart again.
+type OnStartHandler interface {
+	OnStart() error
+}
+
+// OnConnectHandler is implemented by a Server that greets new connections.
+// OnConnect runs after the WebSocket upgrade and after c has joined the room
+// (so a Broadcast without exclusions reaches c too), and before c's first
+// message is read. r is the upgrade request, or the request returned by
+// [Host.BeforeConnect]. Messages sent to c in OnConnect reach it before any
+// message sent later. To refuse the connection, call c.Close.
+type OnConnectHandler interface {
+	OnConnect(c *Connection, r *http.Request)
+}
+
+// OnMessageHandler is implemented by a Server that reads messages. msg belongs
+// to the handler: it may keep or forward it (see [Message] for ownership).
+type OnMessageHandler interface {
+	OnMessage(msg Message, sender *Connection)
+}
+
+// OnCloseHandler is implemented by a Server that wants to know when a
+// connection leaves. OnClose runs exactly once for every connection that
+// joined the room, after it has left the room's connection set; c.CloseStatus
+// reports the close code and reason.
+type OnCloseHandler interface {
+	OnClose(c *Connection)
+}
+
+// OnErrorHandler is implemented by a Server that wants to see connection
+// errors: a panic in OnMessage or OnClose (the error wraps [ErrHandlerPanic];
+// the connection stays open after an OnMessage panic), and a connection that
+// fails rather than closing cleanly (a message over the read limit, invalid
+// UTF-8, a full send queue, a missed keepalive, a broken socket), just before
+// its OnClose.
+type OnErrorHandler interface {
+	OnError(c *Connection, err error)
+}
+
+// OnRequestHandler is implemented by a Server that answers plain HTTP requests
+// to its room's URL (partysocket's PartySocket.fetch). Without it, such
+// requests get 426 Upgrade Required.
+type OnRequestHandler interface {
+	OnRequest(w http.ResponseWriter, r *http.Request)
+}
+
+// ConnectionTagger is implemented by a Server that tags connections. Tags are
+// computed before OnConnect; the connection's id is always its first tag.
+// [Room.GetConnections] filters by tag.
+type ConnectionTagger interface {
+	ConnectionTags(c *Connection, r *http.Request) []string
+}
+
+// Errors returned by the package.
+var (
+	// ErrConnectionClosed is returned by Send on a connection that is closed
+	// or closing.
+	ErrConnectionClosed = errors.New("party: connection closed")
+	// ErrSendQueueFull is returned by the Send that overflowed the
+	// connection's send queue; the connection is then closed with
+	// [StatusPolicyViolation].
+	ErrSendQueueFull = errors.New("party: send queue full")
+	// ErrHandlerPanic is wrapped by the error given to OnError when a handler
+	// panicked.
+	ErrHandlerPanic = errors.New("party: handler panicked")
+	// ErrShutdown is returned when the Host is shut down.
+	ErrShutdown = errors.New("party: host shut down")
+)
+
+// HTTPError refuses a request from [Host.BeforeConnect] or
+// [Host.BeforeRequest] with the given status and message.
+type HTTPError struct {
+	Status  int    // HTTP status code, for example 401
+	Message string // response body
+}
+
+func (e *HTTPError) Error() string { return fmt.Sprintf("%d %s", e.Status, e.Message) }
+
+// Host serves the rooms of one or more parties over HTTP. Create it with
+// [Handler], set its fields before it serves its first request, and mount it
+// in any mux or router. The zero value of every field means its default.
+// Fields must not be changed once the Host is serving.
+type Host struct {
+	// IdleTimeout is how long a room stays in memory after its last
+	// connection left and its last request ended. Zero means
+	// DefaultIdleTimeout (10s); a negative value drops the room at once.
+	IdleTimeout time.Duration
+
+	// ReadLimit is the largest incoming message, in bytes. A larger message
+	// closes its connection with 1009 (StatusMessageTooBig). Zero means
+	// DefaultReadLimit (1 MiB).
+	ReadLimit int64
+
+	// SendQueueMessages and SendQueueBytes bound each connection's outbound
+	// queue (messages accepted by Send or Broadcast and not yet written to
+	// the socket). A client that stops reading is closed with 1008
+	// (StatusPolicyViolation, reason "send queue full") as soon as its queue
+	// would pass either bound; nobody else waits for it. Zero means
+	// DefaultSendQueueMessages (1024) and DefaultSendQueueBytes (4 MiB).
+	SendQueueMessages int
+	SendQueueBytes    int
+
+	// WriteTimeout bounds one write to a socket; a write that takes longer
+	// drops the connection. Zero means DefaultWriteTimeout (10s).
+	WriteTimeout time.Duration
+
+	// PingInterval is how long a connection may stay silent before the
+	// server pings it; PingTimeout is how long the pong may take. A
+	// connection that does not answer is dropped (its OnClose sees 1006), so
+	// a dead peer is found within 2×PingInterval+PingTimeout. Zero means
+	// DefaultPingInterval (30s) and DefaultPingTimeout (10s); a negative
+	// PingInterval turns keepalive off.
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+
+	// OriginPatterns lists the origins allowed to open WebSockets across
+	// origins, matched with path.Match against the Origin's host (or against
+	// "scheme://host" when the pattern contains "://"). Requests from the
+	// same host, and requests without an Origin header (non-browser clients),
+	// are always allowed. Other browser requests get 403.
+	OriginPatterns []string
+
+	// Subprotocols lists the WebSocket subprotocols the server accepts; the
+	// first one the client offers (partysocket's protocols option) that is in
+	// the list is chosen.
+	Subprotocols []string
+
+	// Prefix is the first path segment of partysocket's URLs,
+	// /{Prefix}/{party}/{room}. Zero means "parties", partysocket's default.
+	// /party/{room} always reaches the default party.
+	Prefix string
+
+	// BeforeConnect, if set, runs before a WebSocket upgrade, outside the
+	// room: it sees the party name, the room id and the request. Returning an
+	// error refuses the upgrade: an *HTTPError with its status and message,
+	// any other error with 401 and the error's text (as PartyKit's
+	// onBeforeConnect). Returning a non-nil request replaces r for the rest
+	// of the connection (use r.WithContext to hand values such as the
+	// authenticated user to OnConnect). It may run concurrently with anything.
+	BeforeConnect func(r *http.Request, party, room string) (*http.Request, error)
+
+	// BeforeRequest is BeforeConnect for plain HTTP requests to a room.
+	BeforeRequest func(r *http.Request, party, room string) (*http.Request, error)
+
+	// MaxRooms caps the number of rooms in memory, and MaxConnectionsPerRoom
+	// the connections of one room. A request over a cap gets 503 with a body
+	// naming the cap. Zero means no limit.
+	MaxRooms              int
+	MaxConnectionsPerRoom int
+
+	// Logger receives handler panics and dropped connections. Nil means
+	// slog.Default().
+	Logger *slog.Logger
+
+	parties map[string]func(*Room) Server
+	rooms   sync.Map // roomKey -> *Room
+	nrooms  atomic.Int64
+
+	mu        sync.Mutex // guards closing transitions and active
+	closing   atomic.Bool
+	active    sync.WaitGroup // requests and connections in flight
+	keepalive *keepalive
+}
+
+// Handler returns a Host whose default party ("main") builds each room's
+// Server with factory. Register more parties with [Host.Party].
+func Handler(factory func(*Room) Server) *Host {
+	if factory == nil {
+		panic("party: Handler called with a nil factory")
+	}
+	return &Host{parties: map[string]func(*Room) Server{DefaultParty: factory}}
+}
+
+// Party registers a named party, reached at /{Prefix}/{name}/{room}. It must
+// be called before the Host serves its first request. Registering a name
+// twice replaces the first factory.
+func (h *Host) Party(name string, factory func(*Room) Server) {
+	if name == "" || factory == nil {
+		panic("party: Party needs a name and a factory")
+	}
+	h.parties[name] = factory
+}
+
+// Room returns the live room id of the named party, or nil if it is not in
+// memory. The room may be dropped at any time after its last connection
+// leaves; broadcasting into a dropped room reaches nobody.
+func (h *Host) Room(party, id string) *Room {
+	v, ok := h.rooms.Load(roomKey{party, id})
+	if !ok {
+		return nil
+	}
+	r := v.(*Room)
+	if r.isDead() {
+		return nil
+	}
+	return r
+}
+
+// Shutdown stops the Host: new requests get 503, every open connection is
+// closed with 1012 (StatusServiceRestart, so partysocket reconnects, to the
+// next instance if there is one) after the messages already queued for it,
+// each connection's OnClose runs once, and rooms are dropped. It returns when
+// nothing of the Host is left running, or with ctx's error when ctx ends
+// first (remaining connections are then dropped without a close handshake).
+// It can be wired to http.Server.RegisterOnShutdown.
+func (h *Host) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	h.closing.Store(true)
+	h.mu.Unlock()
+
+	h.eachConnection(func(c *Connection) { c.Close(StatusServiceRestart, "server shutting down") })
+
+	done := make(chan struct{})
+	go func() { h.active.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		h.eachConnection(func(c *Connection) { c.abort(StatusServiceRestart, "server shutting down", nil) })
+		<-done
+	}
+	h.stopKeepalive()
+	h.rooms.Range(func(k, v any) bool {
+		v.(*Room).drop()
+		return true
+	})
+	return err
+}
+
+func (h *Host) eachConnection(f func(*Connection)) {
+	h.rooms.Range(func(_, v any) bool {
+		for _, c := range v.(*Room).snapshot() {
+			f(c)
+		}
+		return true
+	})
+}
+
+// enter registers a request in flight; it fails once Shutdown has begun.
+func (h *Host) enter() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing.Load() {
+		return false
+	}
+	h.active.Add(1)
+	return true
+}
+
+func (h *Host) leave() { h.active.Done() }
+
+func (h *Host) logger() *slog.Logger {
+	if h.Logger != nil {
+		return h.Logger
+	}
+	return slog.Default()
+}
+
+func (h *Host) idleTimeout() time.Duration  { return orDefault(h.IdleTimeout, DefaultIdleTimeout) }
+func (h *Host) writeTimeout() time.Duration { return orDefault(h.WriteTimeout, DefaultWriteTimeout) }
+func (h *Host) pingInterval() time.Duration { return orDefault(h.PingInterval, DefaultPingInterval) }
+func (h *Host) pingTimeout() time.Duration  { return orDefault(h.PingTimeout, DefaultPingTimeout) }
+func (h *Host) readLimit() int64            { return orDefault(h.ReadLimit, DefaultReadLimit) }
+func (h *Host) sendQueueMessages() int {
+	return orDefault(h.SendQueueMessages, DefaultSendQueueMessages)
+}
+func (h *Host) sendQueueBytes() int { return orDefault(h.SendQueueBytes, DefaultSendQueueBytes) }
+func (h *Host) prefix() string      { return orDefault(h.Prefix, DefaultPrefix) }
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
