@@ -242,6 +242,7 @@ type Host struct {
 	rooms   sync.Map // roomKey -> *Room
 	nrooms  atomic.Int64
 
+	callMu    sync.Mutex // guards Room.waitingFor
 	mu        sync.Mutex // guards closing transitions and active
 	closing   atomic.Bool
 	active    sync.WaitGroup // requests and connections in flight

@@ -951,6 +951,14 @@ func TestShutdown(t *testing.T) {
 	for i := range clients {
 		clients[i] = dial(t, fmt.Sprintf("%s/party/r%d?_pk=c%d", ws, i%5, i))
 	}
+	eventually(t, "every client to join", func() bool {
+		for i := range 5 {
+			if r := h.Room("main", fmt.Sprint("r", i)); r == nil || r.ConnectionCount() != n/5 {
+				return false
+			}
+		}
+		return true
+	})
 	// Messages queued before Shutdown reach the clients before the close.
 	for i := range 5 {
 		h.Room("main", fmt.Sprint("r", i)).Broadcast(party.Text("last words"))

@@ -1,6 +1,7 @@
 package party
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -21,10 +22,13 @@ type Room struct {
 	factory func(*Room) Server
 
 	// turn serializes every handler call of the room.
-	turn     sync.Mutex
-	server   Server
-	handlers handlers
-	started  bool
+	turn turn
+	// waitingFor is the room whose turn this room's current handler waits
+	// for in a Call (guarded by Host.callMu), to detect cycles.
+	waitingFor *Room
+	server     Server
+	handlers   handlers
+	started    bool
 
 	// life guards the room's lifecycle: who uses it and whether it is dropped.
 	life      sync.Mutex
@@ -142,7 +146,7 @@ func (h *Host) acquire(key roomKey, conn bool) (*Room, error) {
 			if h.MaxRooms > 0 && h.nrooms.Load() >= int64(h.MaxRooms) {
 				return nil, &HTTPError{http.StatusServiceUnavailable, fmt.Sprintf("too many rooms (Host.MaxRooms is %d)", h.MaxRooms)}
 			}
-			nr := &Room{host: h, key: key, factory: factory, set: make(map[string]*Connection)}
+			nr := &Room{host: h, key: key, factory: factory, turn: make(turn, 1), set: make(map[string]*Connection)}
 			var loaded bool
 			v, loaded = h.rooms.LoadOrStore(key, nr)
 			if !loaded {
@@ -226,10 +230,29 @@ func (r *Room) isDead() bool {
 	return r.dead
 }
 
+// turn is a mutex whose Lock can give up when a context ends.
+type turn chan struct{}
+
+func (t turn) Lock()   { t <- struct{}{} }
+func (t turn) Unlock() { <-t }
+
+func (t turn) LockContext(ctx context.Context) error {
+	select {
+	case t <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // lock takes the room's turn and makes sure its Server is built and started.
 // On error the turn is released.
-func (r *Room) lock() error {
-	r.turn.Lock()
+func (r *Room) lock() error { return r.lockContext(context.Background()) }
+
+func (r *Room) lockContext(ctx context.Context) error {
+	if err := r.turn.LockContext(ctx); err != nil {
+		return err
+	}
 	if r.started {
 		return nil
 	}
