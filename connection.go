@@ -35,6 +35,7 @@ const maxReasonLength = 123
 var (
 	errInvalidUTF8 = errors.New("party: text message is not valid UTF-8")
 	errKeepalive   = errors.New("party: keepalive timeout: no pong within Host.PingTimeout")
+	errWriteStuck  = errors.New("party: write timeout: a write took longer than Host.WriteTimeout")
 )
 
 // Connection is one WebSocket connection in a room. Its methods are safe to
@@ -65,6 +66,7 @@ type Connection struct {
 	reading    atomic.Bool
 	pinging    atomic.Bool
 	lastActive atomic.Int64 // unix nanoseconds of the last message or pong
+	writeSince atomic.Int64 // unix nanoseconds when the batch being written started; 0 when idle
 }
 
 // ID returns the connection's id: the first _pk query parameter of its URL
@@ -222,14 +224,19 @@ func (c *Connection) goLocked(f func()) bool {
 // exists only while there is something to write, so an idle connection holds
 // no writer stack.
 func (c *Connection) startWriterLocked() {
-	if c.writing {
+	if c.writing || c.finished {
 		return
 	}
-	c.writing = c.goLocked(c.writeLoop)
+	c.writing = true
+	c.workers.Add(1)
+	go c.writeLoop()
 }
 
+// writeLoop writes the queue in batches until it is empty. Writes take no
+// context: the Host's sweeper drops a connection whose batch has been
+// writing for longer than WriteTimeout (see writeSince).
 func (c *Connection) writeLoop() {
-	timeout := c.room.host.writeTimeout()
+	defer c.workers.Done()
 	for {
 		c.mu.Lock()
 		if len(c.queue) == 0 {
@@ -249,16 +256,14 @@ func (c *Connection) writeLoop() {
 		c.spare = nil
 		c.mu.Unlock()
 
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		bytes := 0
+		c.writeSince.Store(time.Now().UnixNano())
 		var err error
 		for _, m := range batch {
-			if err = c.ws.Write(ctx, m.wsType(), m.data); err != nil {
+			if err = c.ws.Write(context.Background(), m.wsType(), m.data); err != nil {
 				break
 			}
-			bytes += len(m.data)
 		}
-		cancel()
+		c.writeSince.Store(0)
 
 		c.mu.Lock()
 		c.pendingMsgs -= len(batch)

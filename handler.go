@@ -122,7 +122,7 @@ func (h *Host) serveWebSocket(w http.ResponseWriter, r *http.Request, key roomKe
 		c.finish()
 		return
 	}
-	h.ensureKeepalive()
+	h.ensureSweeper()
 	room.unlock()
 
 	c.readLoop()

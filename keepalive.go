@@ -2,43 +2,53 @@ package party
 
 import "time"
 
-// keepalive pings the Host's idle connections: one goroutine per Host,
-// started with the first connection and stopped by Shutdown, rather than a
-// timer per connection.
-type keepalive struct {
+// sweeper is the Host's one maintenance goroutine, started with the first
+// connection and stopped by Shutdown (rather than a timer per connection):
+// it pings connections that have been silent for PingInterval, and drops
+// connections whose current write has taken longer than WriteTimeout.
+type sweeper struct {
 	stop chan struct{}
 	done chan struct{}
 }
 
-func (h *Host) ensureKeepalive() {
-	if h.pingInterval() < 0 {
-		return
-	}
+func (h *Host) ensureSweeper() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.keepalive != nil || h.closing.Load() {
+	if h.sweeper != nil || h.closing.Load() {
 		return
 	}
-	k := &keepalive{stop: make(chan struct{}), done: make(chan struct{})}
-	h.keepalive = k
-	go h.runKeepalive(k)
+	k := &sweeper{stop: make(chan struct{}), done: make(chan struct{})}
+	h.sweeper = k
+	go h.sweep(k)
 }
 
-func (h *Host) runKeepalive(k *keepalive) {
+func (h *Host) sweep(k *sweeper) {
 	defer close(k.done)
-	interval, timeout := h.pingInterval(), h.pingTimeout()
-	t := time.NewTicker(interval / 2)
+	interval, timeout, writeTimeout := h.pingInterval(), h.pingTimeout(), h.writeTimeout()
+	tick := writeTimeout / 2
+	if interval > 0 && interval/2 < tick {
+		tick = interval / 2
+	}
+	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
 		select {
 		case <-k.stop:
 			return
 		case now := <-t.C:
-			cutoff := now.Add(-interval).UnixNano()
+			silent := now.Add(-interval).UnixNano()
+			stuck := now.Add(-writeTimeout).UnixNano()
 			h.eachConnection(func(c *Connection) {
+				if c.isClosing() {
+					return
+				}
+				if since := c.writeSince.Load(); since != 0 && since < stuck {
+					c.abort(StatusAbnormalClosure, "write timeout", errWriteStuck)
+					return
+				}
 				// A connection busy in a handler is not reading, so it could
 				// not see the pong: it is not pinged.
-				if c.reading.Load() && c.lastActive.Load() < cutoff && !c.isClosing() && c.pinging.CompareAndSwap(false, true) {
+				if interval > 0 && c.reading.Load() && c.lastActive.Load() < silent && c.pinging.CompareAndSwap(false, true) {
 					c.ping(timeout)
 				}
 			})
@@ -46,10 +56,10 @@ func (h *Host) runKeepalive(k *keepalive) {
 	}
 }
 
-func (h *Host) stopKeepalive() {
+func (h *Host) stopSweeper() {
 	h.mu.Lock()
-	k := h.keepalive
-	h.keepalive = nil
+	k := h.sweeper
+	h.sweeper = nil
 	h.mu.Unlock()
 	if k != nil {
 		close(k.stop)

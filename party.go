@@ -242,11 +242,11 @@ type Host struct {
 	rooms   sync.Map // roomKey -> *Room
 	nrooms  atomic.Int64
 
-	callMu    sync.Mutex // guards Room.waitingFor
-	mu        sync.Mutex // guards closing transitions and active
-	closing   atomic.Bool
-	active    sync.WaitGroup // requests and connections in flight
-	keepalive *keepalive
+	callMu  sync.Mutex // guards Room.waitingFor
+	mu      sync.Mutex // guards closing transitions and active
+	closing atomic.Bool
+	active  sync.WaitGroup // requests and connections in flight
+	sweeper *sweeper
 }
 
 // Handler returns a Host whose default party ("main") builds each room's
@@ -307,7 +307,7 @@ func (h *Host) Shutdown(ctx context.Context) error {
 		h.eachConnection(func(c *Connection) { c.abort(StatusServiceRestart, "server shutting down", nil) })
 		<-done
 	}
-	h.stopKeepalive()
+	h.stopSweeper()
 	h.rooms.Range(func(k, v any) bool {
 		v.(*Room).drop()
 		return true
