@@ -1035,3 +1035,71 @@ func TestNoLeaks(t *testing.T) {
 	}
 	checkGoroutines(t, before)
 }
+
+// A client that sends the moment it is open still has its OnConnect finish
+// first, and what OnConnect sends arrives before what OnMessage sends.
+func TestOnConnectBeforeFirstMessage(t *testing.T) {
+	h := party.Handler(func(r *party.Room) party.Server {
+		connected := map[string]bool{}
+		return &probe{
+			connect: func(c *party.Connection, _ *http.Request) {
+				time.Sleep(50 * time.Millisecond)
+				connected[c.ID()] = true
+				c.Send(party.Text("welcome"))
+			},
+			message: func(m party.Message, c *party.Connection) {
+				c.Send(party.Text(fmt.Sprint("connected=", connected[c.ID()], " ", m)))
+			},
+		}
+	})
+	ws, _ := serve(t, h)
+	c := dial(t, ws+"/party/first?_pk=eager")
+	defer c.close()
+	c.send("right away")
+	c.expect("welcome")
+	c.expect("connected=true right away")
+}
+
+// A write that outlasts WriteTimeout drops the connection, even when its
+// queue is within bounds.
+func TestWriteTimeout(t *testing.T) {
+	closed := make(chan string, 1)
+	h := party.Handler(func(r *party.Room) party.Server {
+		return &probe{
+			close: func(c *party.Connection) {
+				code, reason := c.CloseStatus()
+				closed <- fmt.Sprint(code, " ", reason)
+			},
+			error: func(c *party.Connection, err error) {
+				if !strings.Contains(err.Error(), "write timeout") {
+					t.Errorf("OnError saw %v, want the write timeout", err)
+				}
+			},
+		}
+	})
+	h.WriteTimeout = 200 * time.Millisecond
+	h.SendQueueBytes = 1 << 30
+	h.SendQueueMessages = 1 << 20
+	ws, _ := serve(t, h)
+	stalled := dial(t, ws+"/party/wt?_pk=stalled") // never reads
+	defer stalled.conn.CloseNow()
+	eventually(t, "the connection to join", func() bool {
+		r := h.Room("main", "wt")
+		return r != nil && r.GetConnection("stalled") != nil
+	})
+	c := h.Room("main", "wt").GetConnection("stalled")
+	big := party.Binary(make([]byte, 1<<20))
+	for range 64 { // far more than the socket buffers hold
+		if c.Send(big) != nil {
+			break
+		}
+	}
+	select {
+	case got := <-closed:
+		if got != "1006 write timeout" {
+			t.Errorf("OnClose saw %q, want 1006 write timeout", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a connection stuck in a write was not dropped")
+	}
+}
