@@ -1,9 +1,13 @@
 package party
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -99,13 +103,13 @@ func (h *Host) serveWebSocket(w http.ResponseWriter, r *http.Request, key roomKe
 		refuse(w, err)
 		return
 	}
-	defer room.release(true)
 
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	ws, err := websocket.Accept(&smallBuffers{ResponseWriter: w}, r, &websocket.AcceptOptions{
 		Subprotocols:       h.Subprotocols,
 		InsecureSkipVerify: true, // checkOrigin did it, with a clearer refusal
 	})
 	if err != nil {
+		room.release(true)
 		return // Accept has answered
 	}
 	ws.SetReadLimit(h.readLimit())
@@ -114,22 +118,67 @@ func (h *Host) serveWebSocket(w http.ResponseWriter, r *http.Request, key roomKe
 
 	if err := room.lock(); err != nil {
 		ws.Close(websocket.StatusInternalError, truncateReason(err.Error()))
+		room.release(true)
 		return
 	}
-	if !room.join(c, r) {
-		room.unlock()
-		c.readLoop()
-		c.finish()
-		return
+	joined := room.join(c, r)
+	if joined {
+		h.ensureSweeper()
 	}
-	h.ensureSweeper()
 	room.unlock()
 
+	// The connection's read loop runs on a goroutine of its own, so that the
+	// HTTP server's goroutine, and the stack it grew parsing the request,
+	// are gone while the connection idles.
+	h.active.Add(1) // still counted by ServeHTTP: Add is safe during Shutdown
+	go c.serve(joined)
+}
+
+// serve reads the connection until it ends, then takes it out of its room.
+func (c *Connection) serve(joined bool) {
+	r := c.room
+	defer r.host.leave()
+	defer r.release(true)
 	c.readLoop()
 	c.finish()
-	room.turn.Lock()
-	room.leave(c)
-	room.turn.Unlock()
+	if joined {
+		r.turn.Lock()
+		r.leave(c)
+		r.turn.Unlock()
+	}
+}
+
+// Buffer sizes of a hijacked connection. net/http hands over 4 KiB for each;
+// most real-time messages are far smaller, larger ones are read and written
+// straight through, and every idle connection saves the difference.
+const (
+	connReadBuffer  = 1024
+	connWriteBuffer = 1024
+)
+
+// smallBuffers makes coder/websocket's Accept use smaller buffers than the
+// ones net/http hands over with the hijacked connection.
+type smallBuffers struct {
+	http.ResponseWriter
+}
+
+func (w *smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("party: the http.ResponseWriter cannot be hijacked")
+	}
+	conn, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	var rd io.Reader = conn
+	if n := brw.Reader.Buffered(); n > 0 { // the client spoke right after its handshake
+		early, _ := brw.Reader.Peek(n)
+		rd = io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)
+	}
+	return conn, bufio.NewReadWriter(bufio.NewReaderSize(rd, connReadBuffer), bufio.NewWriterSize(conn, connWriteBuffer)), nil
 }
 
 // join makes c a member of the room: tags, replacement of an older
