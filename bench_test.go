@@ -21,9 +21,11 @@ import (
 
 // receivers dials n clients that count what they read until closed.
 type receivers struct {
-	conns []*websocket.Conn
-	got   atomic.Int64
-	wg    sync.WaitGroup
+	conns  []*websocket.Conn
+	got    atomic.Int64
+	target atomic.Int64
+	done   atomic.Pointer[chan struct{}] // closed by the read that reaches target
+	wg     sync.WaitGroup
 }
 
 func dialReceivers(b *testing.B, url string, n int) *receivers {
@@ -41,17 +43,24 @@ func dialReceivers(b *testing.B, url string, n int) *receivers {
 				if _, _, err := c.Read(context.Background()); err != nil {
 					return
 				}
-				rs.got.Add(1)
+				if rs.got.Add(1) == rs.target.Load() {
+					close(*rs.done.Load())
+				}
 			}
 		}()
 	}
 	return rs
 }
 
+// waitFor blocks until total messages have been read in all.
 func (rs *receivers) waitFor(total int64) {
-	for rs.got.Load() < total {
-		runtimeGosched()
+	done := make(chan struct{})
+	rs.done.Store(&done)
+	rs.target.Store(total)
+	if rs.got.Load() >= total {
+		return
 	}
+	<-done
 }
 
 func (rs *receivers) close() {
