@@ -152,7 +152,7 @@ func (c *Connection) serve(joined bool) {
 // most real-time messages are far smaller, larger ones are read and written
 // straight through, and every idle connection saves the difference.
 const (
-	connReadBuffer  = 1024
+	connReadBuffer  = 512
 	connWriteBuffer = 1024
 )
 
