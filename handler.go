@@ -173,12 +173,19 @@ func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var rd io.Reader = conn
-	if n := brw.Reader.Buffered(); n > 0 { // the client spoke right after its handshake
+	br := bufio.NewReaderSize(conn, connReadBuffer)
+	if n := brw.Reader.Buffered(); n > 0 {
+		// The client spoke right after its handshake. Accept keeps only
+		// what is buffered in the reader it gets (it resets the reader's
+		// source to conn), so those bytes must sit in br's buffer.
 		early, _ := brw.Reader.Peek(n)
-		rd = io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)
+		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn), max(n, connReadBuffer))
+		if _, err := br.Peek(n); err != nil {
+			conn.Close()
+			return nil, nil, err
+		}
 	}
-	return conn, bufio.NewReadWriter(bufio.NewReaderSize(rd, connReadBuffer), bufio.NewWriterSize(conn, connWriteBuffer)), nil
+	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, connWriteBuffer)), nil
 }
 
 // join makes c a member of the room: tags, replacement of an older

@@ -1,10 +1,12 @@
 package party_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -1101,5 +1103,47 @@ func TestWriteTimeout(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("a connection stuck in a write was not dropped")
+	}
+}
+
+// A client may send its first frame in the same packet as its handshake;
+// those bytes arrive buffered with the request and must not be lost when the
+// connection is handed to the WebSocket layer.
+func TestFrameInHandshakePacket(t *testing.T) {
+	h := party.Handler(func(r *party.Room) party.Server {
+		return &probe{message: func(m party.Message, c *party.Connection) { c.Send(m) }}
+	})
+	_, srv := serve(t, h)
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	frame := func(payload string) []byte { // a masked text frame, mask 0 for readability
+		return append([]byte{0x81, 0x80 | byte(len(payload)), 0, 0, 0, 0}, payload...)
+	}
+	req := "GET /party/early?_pk=e HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	packet := append([]byte(req), frame("first")...)
+	packet = append(packet, frame("second")...)
+	if _, err := conn.Write(packet); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	for _, want := range []string{"first", "second"} {
+		hdr := make([]byte, 2)
+		if _, err := io.ReadFull(br, hdr); err != nil {
+			t.Fatalf("reading echo of %q: %v", want, err)
+		}
+		got := make([]byte, hdr[1]&0x7f)
+		io.ReadFull(br, got)
+		if hdr[0] != 0x81 || string(got) != want {
+			t.Errorf("echo = %x %q, want text %q", hdr[0], got, want)
+		}
 	}
 }
