@@ -36,6 +36,10 @@ type Room struct {
 	conns     int // connections reserved or joined
 	dead      bool
 	idleTimer *time.Timer
+	// The room's one alarm (see SetAlarm); a set alarm holds a reference.
+	alarmAt    time.Time
+	alarmTimer *time.Timer
+	alarmGen   uint64 // numbers alarms, so a replaced one that fires anyway is ignored
 
 	// set holds the joined connections; snap is a copy for iteration,
 	// rebuilt after a change when somebody iterates.
@@ -181,10 +185,14 @@ func (h *Host) acquire(key roomKey, conn bool) (*Room, error) {
 func (r *Room) release(conn bool) {
 	r.life.Lock()
 	defer r.life.Unlock()
-	r.refs--
 	if conn {
 		r.conns--
 	}
+	r.releaseLocked()
+}
+
+func (r *Room) releaseLocked() {
+	r.refs--
 	if r.refs > 0 || r.dead {
 		return
 	}
@@ -215,6 +223,10 @@ func (r *Room) dropLocked() {
 		return
 	}
 	r.dead = true
+	if r.alarmTimer != nil {
+		r.alarmTimer.Stop()
+		r.alarmTimer = nil
+	}
 	if r.idleTimer != nil {
 		r.idleTimer.Stop()
 		r.idleTimer = nil
