@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"party"
+)
+
+// The lobby's live counts follow people into and out of chat rooms.
+func TestLobbyCounts(t *testing.T) {
+	h := party.Handler(func(r *party.Room) party.Server { return &Chat{room: r} })
+	h.Party("lobby", func(r *party.Room) party.Server { return &Lobby{room: r, counts: map[string]int{}} })
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	defer h.Shutdown(context.Background())
+	ws := "ws" + strings.TrimPrefix(srv.URL, "http")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	dial := func(path string) *websocket.Conn {
+		c, _, err := websocket.Dial(ctx, ws+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	lobby := dial("/parties/lobby/main")
+	defer lobby.CloseNow()
+	expect := func(want string) {
+		t.Helper()
+		_, b, err := lobby.Read(ctx)
+		if err != nil || string(b) != want {
+			t.Fatalf("lobby shows %q (%v), want %q", b, err, want)
+		}
+	}
+	expect(`{}`)
+	a := dial("/parties/main/kitchen?_pk=a")
+	expect(`{"kitchen":1}`)
+	b := dial("/parties/main/kitchen?_pk=b")
+	expect(`{"kitchen":2}`)
+	c := dial("/parties/main/garden?_pk=c")
+	expect(`{"garden":1,"kitchen":2}`)
+	a.Close(websocket.StatusNormalClosure, "")
+	expect(`{"garden":1,"kitchen":1}`)
+	b.Close(websocket.StatusNormalClosure, "")
+	expect(`{"garden":1}`)
+	c.Close(websocket.StatusNormalClosure, "")
+	expect(`{}`)
+
+	resp, err := http.Get(srv.URL + "/parties/lobby/main")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET lobby: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
