@@ -1147,3 +1147,33 @@ func TestFrameInHandshakePacket(t *testing.T) {
 		}
 	}
 }
+
+func TestBeforeRequest(t *testing.T) {
+	type userKey struct{}
+	h := party.Handler(func(r *party.Room) party.Server { return &whoami{room: r} })
+	h.BeforeRequest = func(r *http.Request, partyName, room string) (*http.Request, error) {
+		if r.Header.Get("Authorization") != "Bearer ok" {
+			return nil, &party.HTTPError{Status: http.StatusForbidden, Message: "who are you?"}
+		}
+		return r.WithContext(context.WithValue(r.Context(), userKey{}, "ann")), nil
+	}
+	_, srv := serve(t, h)
+	body, status := get(t, srv.URL+"/party/guarded")
+	if status != http.StatusForbidden || !strings.Contains(body, "who are you?") {
+		t.Errorf("unauthorized GET = %d %q, want 403 from the hook", status, body)
+	}
+	if h.Room("main", "guarded") != nil {
+		t.Error("a refused request created the room")
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/party/guarded", nil)
+	req.Header.Set("Authorization", "Bearer ok")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "main guarded" {
+		t.Errorf("authorized GET = %d %q, want 200 main guarded", resp.StatusCode, b)
+	}
+}
