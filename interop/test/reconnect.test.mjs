@@ -1,0 +1,115 @@
+// Closes chosen by the server, a whole-server restart, and the read limit, as
+// partysocket sees them: it must reconnect on its own with the same id and
+// deliver what was queued meanwhile, and show the server's close code as is.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { GoServer, Sockets, nextEvent, unique } from "../lib/harness.mjs";
+
+let server;
+before(async () => {
+  server = await GoServer.start("./interop/server");
+});
+after(() => server?.stop());
+
+test("reconnection after the server closes the connection: same id, queued messages arrive", async (t) => {
+  const sockets = new Sockets();
+  t.after(() => sockets.closeAll());
+  const room = unique("kick");
+
+  const ps = sockets.party(server, { room, party: "control", id: "phoenix" });
+  const first = await ps.inbox.nextJSON();
+  assert.deepEqual([first.type, first.id, first.connects], ["hello", "phoenix", 1]);
+
+  const closed = nextEvent(ps, "close");
+  ps.send("close 4000 kicked");
+  const ev = await closed;
+  assert.equal(ev.code, 4000);
+  assert.equal(ev.reason, "kicked");
+  // Disconnected now: these are queued by partysocket, sent on reconnect.
+  assert.equal(ps.send("queued while away 1"), false, "send() while closed should queue");
+  assert.equal(ps.send("queued while away 2"), false, "send() while closed should queue");
+
+  const again = await ps.inbox.nextJSON();
+  assert.deepEqual([again.type, again.id, again.connects], ["hello", "phoenix", 2], "the server saw the same id again");
+  assert.equal(again.boot, first.boot);
+  assert.equal(await ps.inbox.next(), "queued while away 1");
+  assert.equal(await ps.inbox.next(), "queued while away 2");
+});
+
+test("reconnection after the whole server restarts on the same port: same id, queued messages arrive", async (t) => {
+  const sockets = new Sockets();
+  const own = await GoServer.start("./interop/server"); // this test restarts it
+  t.after(async () => {
+    sockets.closeAll();
+    await own.stop();
+  });
+  const room = unique("restart");
+
+  const ps = sockets.party(own, { room, party: "control", id: "survivor" });
+  const first = await ps.inbox.nextJSON();
+  assert.deepEqual([first.type, first.id], ["hello", "survivor"]);
+
+  const closed = nextEvent(ps, "close", 10_000);
+  const restarted = own.restart(); // SIGTERM, wait for exit, start again on the same port
+  const ev = await closed;
+  assert.equal(ev.code, 1012, `graceful shutdown should close with 1012 (service restart), got ${ev.code} ${ev.reason}`);
+  assert.equal(ps.send("sent while the server was down"), false);
+  await restarted;
+  ps.send("sent after it came back");
+
+  const again = await ps.inbox.nextJSON(15_000);
+  assert.equal(again.type, "hello");
+  assert.equal(again.id, "survivor", "partysocket kept its id across the restart");
+  assert.notEqual(again.boot, first.boot, "a new server process answered");
+  assert.equal(await ps.inbox.next(), "sent while the server was down");
+  assert.equal(await ps.inbox.next(), "sent after it came back");
+});
+
+test("close code chosen by the server (4001 with a reason) reaches partysocket's close event unchanged", async (t) => {
+  const sockets = new Sockets();
+  t.after(() => sockets.closeAll());
+  const reason = "unauthorized: token expired – bitte neu anmelden"; // non-ASCII too
+
+  const seen = [];
+  const ps = sockets.party(server, {
+    room: unique("deny"),
+    party: "control",
+    id: "denied",
+    // The app's way to stop retrying on a terminal close.
+    shouldReconnectOnClose: (e) => {
+      seen.push([e.code, e.reason]);
+      return e.code !== 4001;
+    },
+  });
+  await ps.inbox.nextJSON();
+  const closed = nextEvent(ps, "close");
+  ps.send(`close 4001 ${reason}`);
+  const ev = await closed;
+  assert.equal(ev.code, 4001);
+  assert.equal(ev.reason, reason);
+  assert.deepEqual(seen, [[4001, reason]], "shouldReconnectOnClose saw the code and reason");
+  assert.equal(ps.shouldReconnect, false, "partysocket stopped retrying");
+});
+
+test("a message over the read limit closes with 1009, and partysocket reconnects", async (t) => {
+  const sockets = new Sockets();
+  t.after(() => sockets.closeAll());
+
+  // The /limited Host has ReadLimit 1 KiB.
+  const ps = sockets.party(server, { room: unique("big"), prefix: "limited", party: "main", id: "bigmouth" });
+  const first = await ps.inbox.nextJSON();
+  assert.equal(first.connects, 1);
+  ps.send("x".repeat(1024));
+  assert.equal(await ps.inbox.next(), "x".repeat(1024), "a message at the limit is accepted");
+
+  const closed = nextEvent(ps, "close");
+  ps.send("x".repeat(1025));
+  const ev = await closed;
+  assert.equal(ev.code, 1009, `expected 1009 (message too big), got ${ev.code} ${ev.reason}`);
+
+  const again = await ps.inbox.nextJSON();
+  assert.deepEqual([again.id, again.connects], ["bigmouth", 2], "reconnected with the same id");
+  ps.send("small again");
+  assert.equal(await ps.inbox.next(), "small again");
+});
