@@ -370,7 +370,12 @@ func startParts(cfg config) ([]*partHandle, error) {
 			}
 			outW.Close()
 		}()
-		return []*partHandle{{n: 0, in: inW, dec: json.NewDecoder(outR), wait: wg.Wait}}, nil
+		wait := func() {
+			// The decoder may leave the part's last newline unread.
+			go io.Copy(io.Discard, outR)
+			wg.Wait()
+		}
+		return []*partHandle{{n: 0, in: inW, dec: json.NewDecoder(outR), wait: wait}}, nil
 	}
 	exe, err := os.Executable()
 	if err != nil {

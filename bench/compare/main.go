@@ -1,0 +1,425 @@
+// Command compare runs the same load scenarios against each benchmark server
+// in bench/peers, starting every server fresh for every scenario, and prints a
+// Markdown table of every figure with the ratios party/peer.
+//
+// Run it from the bench directory (it builds ./cmd/load and ./peers/...):
+//
+//	cd bench && go run ./compare                 # full run, several minutes
+//	cd bench && go run ./compare -scale 0.02     # smoke run, seconds
+//	cd bench && go run ./compare -from results/results.jsonl   # table from saved results
+//
+// Scenarios (sizes at -scale 1):
+//
+//	a  fan-out: 1 room x 1,000 clients, 10 senders x 100 messages of 64 B, as
+//	   fast as possible (each sender keeps at most -window messages not yet
+//	   delivered to the whole room, so no server's send buffer overflows)
+//	b  latency: the same room at a fixed 50 messages/s in (50,000 deliveries/s
+//	   out); on 2 cores shared with the load generator, 200 messages/s in
+//	   already saturates the machine (try -b-rate 200)
+//	c  many rooms: 10,000 clients in 1,000 rooms of 10, every client sending,
+//	   2,000 messages/s in over all rooms (18,000 deliveries/s out)
+//	d  memory: 19,000 idle connections in rooms of 10, from 2 load processes
+//	e  churn: 10,000 short-lived connections (connect, welcome, close
+//	   handshake), 16 at a time, into 10 rooms of 10 residents who count the
+//	   join and leave notices
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// servers in table order; party first.
+var allServers = []string{"party", "gorillahub", "melody"}
+
+var serverTitle = map[string]string{
+	"party":      "party",
+	"gorillahub": "gorilla hub",
+	"melody":     "melody",
+}
+
+type scenario struct {
+	key   string
+	title string
+	args  []string
+}
+
+func scenarios(scale float64, dur time.Duration, window, hardFiles int, bRate, cRate float64) []scenario {
+	n := func(v int, min int) int {
+		return max(int(float64(v)*scale+0.5), min)
+	}
+	secs := dur.Seconds()
+	aClients := n(1000, 20)
+	senders := min(10, aClients)
+	cClients := n(10000, 40)
+	cRooms := max(cClients/10, 1)
+	dClients := n(19000, 100)
+	if limit := hardFiles - 500; dClients > limit {
+		log.Printf("scenario d: %d connections exceed the open-file limit %d; using %d", dClients, hardFiles, limit)
+		dClients = limit
+	}
+	// Each load process holds at most ~9,500 connections, whatever the
+	// file limit, so the server is the process that holds the most.
+	dProcs := max((dClients+9499)/9500, 1)
+	eChurn := n(10000, 100)
+	itoa := strconv.Itoa
+	ftoa := func(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+	cRate = max(cRate*scale, 1)
+	return []scenario{
+		{"a", fmt.Sprintf("(a) fan-out: 1 room x %d clients, %d senders x 100 msgs of 64 B, max rate", aClients, senders), []string{
+			"-clients", itoa(aClients), "-rooms", "1", "-senders", itoa(senders), "-messages", "100", "-size", "64",
+			"-window", itoa(window)}},
+		{"b", fmt.Sprintf("(b) latency: 1 room x %d clients, %d senders, %g msgs/s in, %.0f s", aClients, senders, bRate, secs), []string{
+			"-clients", itoa(aClients), "-rooms", "1", "-senders", itoa(senders), "-size", "64",
+			"-rate", ftoa(bRate), "-messages", itoa(max(int(bRate*secs)/senders, 1))}},
+		{"c", fmt.Sprintf("(c) many rooms: %d clients in %d rooms of 10, all sending, %g msgs/s in, %.0f s", cClients, cRooms, cRate, secs), []string{
+			"-clients", itoa(cClients), "-rooms", itoa(cRooms), "-senders", itoa(cClients), "-size", "64",
+			"-rate", ftoa(cRate), "-messages", itoa(max(int(cRate*secs/float64(cClients)+0.5), 1))}},
+		{"d", fmt.Sprintf("(d) memory: %d idle connections in rooms of 10, from %d load process(es)", dClients, dProcs), []string{
+			"-clients", itoa(dClients), "-rooms", itoa(max(dClients/10, 1)), "-senders", "0", "-messages", "0",
+			"-procs", itoa(dProcs), "-settle", "3s", "-gc"}},
+		{"e", fmt.Sprintf("(e) churn: %d connections (connect, welcome, close), 16 at a time, 10 rooms x 10 residents", eChurn), []string{
+			"-clients", "100", "-rooms", "10", "-senders", "0", "-messages", "0",
+			"-churn", itoa(eChurn), "-churn-workers", "16"}},
+	}
+}
+
+// result is the part of cmd/load's JSON line that the table uses.
+type result struct {
+	Label          string  `json:"label"`
+	Server         string  `json:"server"`
+	Scenario       string  `json:"scenario"`
+	Round          int     `json:"round"`
+	Connected      int     `json:"connected"`
+	ConnectFailed  int     `json:"connect_failed"`
+	ConnectSeconds float64 `json:"connect_seconds"`
+	Sent           int64   `json:"sent"`
+	Expected       int64   `json:"expected"`
+	Delivered      int64   `json:"delivered"`
+	Lost           int64   `json:"lost"`
+	Duplicated     int64   `json:"duplicated"`
+	Unexpected     int64   `json:"unexpected"`
+	DroppedClients int64   `json:"dropped_clients"`
+	DeliveriesPerS float64 `json:"deliveries_per_s"`
+	SentPerS       float64 `json:"sent_per_s"`
+	LatencyMs      struct {
+		P50, P99, P999, Max float64
+	} `json:"latency_ms"`
+	Churn *struct {
+		Connections   int64   `json:"connections"`
+		Failed        int64   `json:"failed"`
+		PerS          float64 `json:"per_s"`
+		NoticesMissed int64   `json:"notices_missed"`
+		ConnectMs     struct {
+			P50, P99, P999, Max float64
+		} `json:"connect_ms"`
+	} `json:"churn"`
+	RSSIdleKiB          int64    `json:"rss_idle_kib"`
+	RSSConnectedKiB     int64    `json:"rss_connected_kib"`
+	RSSAfterKiB         int64    `json:"rss_after_kib"`
+	RSSPerConnKiB       float64  `json:"rss_per_conn_kib"`
+	RSSPerConnGCKiB     float64  `json:"rss_per_conn_gc_kib"`
+	GoroutinesPerConn   float64  `json:"goroutines_per_conn"`
+	HeapInuseKiBPerConn float64  `json:"heap_inuse_per_conn_kib"`
+	StackKiBPerConn     float64  `json:"stack_per_conn_kib"`
+	ServerCPUSeconds    float64  `json:"server_cpu_s"`
+	ServerCPUUsPerDeliv float64  `json:"server_cpu_us_per_delivery"`
+	LoadCPUSeconds      float64  `json:"load_cpu_s"`
+	Errors              []string `json:"errors"`
+}
+
+func main() {
+	serversFlag := flag.String("servers", strings.Join(allServers, ","), "servers to run, comma-separated")
+	only := flag.String("scenarios", "a,b,c,d,e", "scenarios to run, comma-separated")
+	scale := flag.Float64("scale", 1, "multiply client, message and churn counts (e.g. 0.02 for a smoke run)")
+	dur := flag.Duration("duration", 10*time.Second, "length of the fixed-rate scenarios b and c")
+	window := flag.Int("window", 20, "scenario a: messages per sender not yet delivered to the whole room")
+	bRate := flag.Float64("b-rate", 50, "scenario b: messages/s in (x room size - 1 deliveries/s out)")
+	cRate := flag.Float64("c-rate", 2000, "scenario c: messages/s in over all rooms, at -scale 1")
+	rounds := flag.Int("rounds", 1, "run everything this many times; the table shows medians")
+	addr := flag.String("addr", "127.0.0.1:18080", "address the servers listen on")
+	outDir := flag.String("out", "results", "directory for results.jsonl, table.md and the servers' logs")
+	from := flag.String("from", "", "skip running: print the table from this results.jsonl")
+	bin := flag.String("bin", "", "directory with prebuilt load, party, gorillahub and melody binaries (default: build them)")
+	flag.Parse()
+	log.SetFlags(log.Ltime)
+	log.SetPrefix("compare: ")
+
+	if *from != "" {
+		rs, err := readResults(*from)
+		if err != nil {
+			log.Fatal(err)
+		}
+		printTable(os.Stdout, rs, machineHeader(commandLine(), ""))
+		return
+	}
+
+	hard := raiseFileLimit()
+	servers := strings.Split(*serversFlag, ",")
+	want := map[string]bool{}
+	for _, s := range strings.Split(*only, ",") {
+		want[strings.TrimSpace(s)] = true
+	}
+	if err := os.MkdirAll(*outDir, 0o755); err != nil {
+		log.Fatal(err)
+	}
+	if *bin == "" {
+		dir, err := os.MkdirTemp("", "party-bench-")
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		log.Printf("building into %s", dir)
+		cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/load", "./peers/party", "./peers/gorillahub", "./peers/melody")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			log.Fatalf("build (run compare from the bench directory): %v", err)
+		}
+		*bin = dir
+	}
+	loadAvg := readLoadAvg()
+	started := time.Now()
+
+	jsonl, err := os.Create(filepath.Join(*outDir, "results.jsonl"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer jsonl.Close()
+	var results []result
+	for round := 1; round <= *rounds; round++ {
+		for _, sc := range scenarios(*scale, *dur, *window, hard, *bRate, *cRate) {
+			if !want[sc.key] {
+				continue
+			}
+			for _, srv := range servers {
+				log.Printf("round %d %s on %s", round, sc.key, srv)
+				r, raw, err := runOne(*bin, srv, sc, *addr, *outDir)
+				if err != nil {
+					log.Printf("  %s %s: %v", sc.key, srv, err)
+					continue
+				}
+				r.Server, r.Scenario, r.Round, r.Label = srv, sc.key, round, sc.title
+				results = append(results, r)
+				var m map[string]any
+				json.Unmarshal(raw, &m)
+				m["server"], m["scenario"], m["round"], m["label"] = srv, sc.key, round, sc.title
+				line, _ := json.Marshal(m)
+				fmt.Fprintf(jsonl, "%s\n", line)
+				log.Printf("  %s", summary(r))
+			}
+		}
+	}
+	header := machineHeader(commandLine(), fmt.Sprintf("load average before the run: %s; the run took %s",
+		loadAvg, time.Since(started).Round(time.Second)))
+	f, err := os.Create(filepath.Join(*outDir, "table.md"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	printTable(io.MultiWriter(os.Stdout, f), results, header)
+	f.Close()
+	log.Printf("wrote %s and %s", filepath.Join(*outDir, "results.jsonl"), filepath.Join(*outDir, "table.md"))
+}
+
+// commandLine is how this run was started, as typed in bench/.
+func commandLine() string {
+	return strings.TrimSpace("go run ./compare " + strings.Join(os.Args[1:], " "))
+}
+
+func summary(r result) string {
+	s := fmt.Sprintf("delivered %d/%d (%.0f/s) p50 %.2f ms p99 %.2f ms lost %d dup %d dropped %d, %.1f KiB RSS/conn",
+		r.Delivered, r.Expected, r.DeliveriesPerS, r.LatencyMs.P50, r.LatencyMs.P99, r.Lost, r.Duplicated, r.DroppedClients, r.RSSPerConnKiB)
+	if r.Churn != nil {
+		s += fmt.Sprintf(", churn %d at %.0f/s, %d notices missed", r.Churn.Connections, r.Churn.PerS, r.Churn.NoticesMissed)
+	}
+	if len(r.Errors) > 0 {
+		s += fmt.Sprintf("; errors: %q", r.Errors)
+	}
+	return s
+}
+
+// runOne starts srv fresh, runs the load for sc against it, and stops it.
+func runOne(bin, srv string, sc scenario, addr, outDir string) (result, []byte, error) {
+	var r result
+	logf, err := os.Create(filepath.Join(outDir, fmt.Sprintf("%s-%s.log", srv, sc.key)))
+	if err != nil {
+		return r, nil, err
+	}
+	defer logf.Close()
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		return r, nil, fmt.Errorf("something already listens on %s", addr)
+	}
+	server := exec.Command(filepath.Join(bin, srv), "-addr", addr)
+	server.Stdout, server.Stderr = logf, logf
+	if err := server.Start(); err != nil {
+		return r, nil, err
+	}
+	defer stop(server)
+	if err := waitListening(addr, 10*time.Second); err != nil {
+		return r, nil, err
+	}
+	args := append([]string{"-url", "ws://" + addr + "/parties/main/", "-pid", strconv.Itoa(server.Process.Pid)}, sc.args...)
+	load := exec.Command(filepath.Join(bin, "load"), args...)
+	load.Stderr = logf
+	out, err := load.Output()
+	if err != nil {
+		return r, nil, fmt.Errorf("load %s: %v (see %s)", strings.Join(args, " "), err, logf.Name())
+	}
+	line := lastLine(out)
+	if err := json.Unmarshal(line, &r); err != nil {
+		return r, nil, fmt.Errorf("load output %q: %v", line, err)
+	}
+	return r, line, nil
+}
+
+func lastLine(b []byte) []byte {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return []byte(lines[len(lines)-1])
+}
+
+func stop(cmd *exec.Cmd) {
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-done
+	}
+}
+
+func waitListening(addr string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("server not listening on %s after %v", addr, d)
+}
+
+// raiseFileLimit lifts the soft open-file limit to the hard one (the
+// equivalent of ulimit -n) for this process and every process it starts,
+// and returns the hard limit.
+func raiseFileLimit() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 1024
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			log.Printf("raising the open-file limit: %v", err)
+		}
+	}
+	return int(min(lim.Max, 1<<30))
+}
+
+func readLoadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func machineHeader(command, extra string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Run %s on %d cores (%s), %s memory, %s, %s.\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"),
+		runtime.NumCPU(), cpuModel(), memTotal(), kernel(), runtime.Version())
+	fmt.Fprintf(&b, "Command: `cd bench && %s`.\n", command)
+	if extra != "" {
+		fmt.Fprintf(&b, "%s.\n", strings.ToUpper(extra[:1])+extra[1:])
+	}
+	return b.String()
+}
+
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func memTotal() string {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			kib, _ := strconv.ParseFloat(strings.Fields(rest)[0], 64)
+			return fmt.Sprintf("%.0f GiB", kib/1024/1024)
+		}
+	}
+	return "unknown"
+}
+
+func kernel() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return "Linux"
+	}
+	return "Linux " + strings.TrimSpace(string(b))
+}
+
+func readResults(path string) ([]result, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var rs []result
+	dec := json.NewDecoder(f)
+	for {
+		var r result
+		if err := dec.Decode(&r); err == io.EOF {
+			return rs, nil
+		} else if err != nil {
+			return nil, err
+		}
+		rs = append(rs, r)
+	}
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strings"
+)
+
+// A figure is one row of a scenario's table.
+type figure struct {
+	name   string
+	better int // +1 higher is better, -1 lower is better, 0 no ratio
+	get    func(r result) float64
+	format func(v float64) string
+}
+
+func count(v float64) string { return group(int64(math.Round(v))) }
+func ms(v float64) string    { return fmt.Sprintf("%.2f ms", v) }
+func kib(v float64) string   { return fmt.Sprintf("%.1f KiB", v) }
+func us(v float64) string    { return fmt.Sprintf("%.2f µs", v) }
+func plain(v float64) string { return fmt.Sprintf("%.2f", v) }
+func secs(v float64) string  { return fmt.Sprintf("%.1f s", v) }
+
+// group writes n with thousands separators.
+func group(n int64) string {
+	s := fmt.Sprint(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+var (
+	fDeliveries = figure{"deliveries/s ↑", +1, func(r result) float64 { return r.DeliveriesPerS }, count}
+	fP50        = figure{"latency p50 ↓", -1, func(r result) float64 { return r.LatencyMs.P50 }, ms}
+	fP99        = figure{"latency p99 ↓", -1, func(r result) float64 { return r.LatencyMs.P99 }, ms}
+	fP999       = figure{"latency p99.9 ↓", -1, func(r result) float64 { return r.LatencyMs.P999 }, ms}
+	fMax        = figure{"latency max ↓", -1, func(r result) float64 { return r.LatencyMs.Max }, ms}
+	fLost       = figure{"lost / duplicated / misrouted", 0, nil, nil}
+	fDropped    = figure{"clients dropped by the server", 0, func(r result) float64 { return float64(r.DroppedClients) }, count}
+	fCPU        = figure{"server CPU per delivery ↓", -1, func(r result) float64 { return r.ServerCPUUsPerDeliv }, us}
+	fRSS        = figure{"server RSS per connection ↓", -1, func(r result) float64 { return r.RSSPerConnKiB }, kib}
+	fRSSGC      = figure{"  same after GC + FreeOSMemory ↓", -1, func(r result) float64 { return r.RSSPerConnGCKiB }, kib}
+	fHeap       = figure{"  Go heap in use per connection ↓", -1, func(r result) float64 { return r.HeapInuseKiBPerConn }, kib}
+	fStack      = figure{"  goroutine stacks per connection ↓", -1, func(r result) float64 { return r.StackKiBPerConn }, kib}
+	fGor        = figure{"goroutines per connection ↓", -1, func(r result) float64 { return r.GoroutinesPerConn }, plain}
+	fConnected  = figure{"connections held", 0, func(r result) float64 { return float64(r.Connected) }, count}
+	fConnectT   = figure{"time to connect all ↓", -1, func(r result) float64 { return r.ConnectSeconds }, secs}
+	fChurn      = figure{"connections/s ↑", +1, func(r result) float64 {
+		if r.Churn == nil {
+			return 0
+		}
+		return r.Churn.PerS
+	}, count}
+	fChurnP50 = figure{"connect→welcome p50 ↓", -1, func(r result) float64 {
+		if r.Churn == nil {
+			return 0
+		}
+		return r.Churn.ConnectMs.P50
+	}, ms}
+	fChurnP99 = figure{"connect→welcome p99 ↓", -1, func(r result) float64 {
+		if r.Churn == nil {
+			return 0
+		}
+		return r.Churn.ConnectMs.P99
+	}, ms}
+	fChurnBad = figure{"failed connections / missed notices", 0, nil, nil}
+)
+
+var scenarioFigures = map[string][]figure{
+	"a": {fDeliveries, fP50, fP99, fMax, fCPU, fLost, fDropped},
+	"b": {fP50, fP99, fP999, fMax, fDeliveries, fCPU, fLost, fDropped},
+	"c": {fDeliveries, fP50, fP99, fP999, fCPU, fRSS, fLost, fDropped},
+	"d": {fRSS, fRSSGC, fHeap, fStack, fGor, fConnected, fConnectT},
+	"e": {fChurn, fChurnP50, fChurnP99, fChurnBad},
+}
+
+// cell is the text of a figure for one server's rounds.
+func cell(f figure, rs []result) (string, float64) {
+	if len(rs) == 0 {
+		return "—", math.NaN()
+	}
+	switch f.name {
+	case fLost.name:
+		var lost, dup, mis int64
+		for _, r := range rs {
+			lost += r.Lost
+			dup += r.Duplicated
+			mis += r.Unexpected
+		}
+		return fmt.Sprintf("%s / %s / %s", group(lost), group(dup), group(mis)), math.NaN()
+	case fChurnBad.name:
+		var failed, missed int64
+		for _, r := range rs {
+			if r.Churn != nil {
+				failed += r.Churn.Failed
+				missed += r.Churn.NoticesMissed
+			}
+		}
+		return fmt.Sprintf("%s / %s", group(failed), group(missed)), math.NaN()
+	}
+	var vs []float64
+	for _, r := range rs {
+		vs = append(vs, f.get(r))
+	}
+	v := median(vs)
+	return f.format(v), v
+}
+
+func printTable(w io.Writer, rs []result, header string) {
+	byKey := map[string]map[string][]result{}
+	titles := map[string]string{}
+	var order []string
+	var servers []string
+	seenServer := map[string]bool{}
+	rounds := 0
+	for _, r := range rs {
+		if byKey[r.Scenario] == nil {
+			byKey[r.Scenario] = map[string][]result{}
+			order = append(order, r.Scenario)
+			titles[r.Scenario] = r.Label
+		}
+		byKey[r.Scenario][r.Server] = append(byKey[r.Scenario][r.Server], r)
+		if !seenServer[r.Server] {
+			seenServer[r.Server] = true
+		}
+		rounds = max(rounds, r.Round)
+	}
+	for _, s := range allServers {
+		if seenServer[s] {
+			servers = append(servers, s)
+		}
+	}
+	fmt.Fprint(w, header)
+	if rounds > 1 {
+		fmt.Fprintf(w, "Each figure is the median of %d rounds; lost/duplicated counts are totals.\n", rounds)
+	}
+	fmt.Fprintln(w, "↑ higher is better, ↓ lower is better; a ratio is party's figure divided by the peer's.")
+	peers := servers[min(1, len(servers)):]
+	if len(servers) == 0 || servers[0] != "party" {
+		peers = nil
+	}
+	for _, key := range order {
+		fmt.Fprintf(w, "\n**%s**\n\n", titles[key])
+		fmt.Fprint(w, "| figure |")
+		for _, s := range servers {
+			fmt.Fprintf(w, " %s |", serverTitle[s])
+		}
+		for _, p := range peers {
+			fmt.Fprintf(w, " party/%s |", serverTitle[p])
+		}
+		fmt.Fprint(w, "\n|---|")
+		for range servers {
+			fmt.Fprint(w, "---:|")
+		}
+		for range peers {
+			fmt.Fprint(w, "---:|")
+		}
+		fmt.Fprintln(w)
+		for _, f := range scenarioFigures[key] {
+			fmt.Fprintf(w, "| %s |", f.name)
+			vals := map[string]float64{}
+			for _, s := range servers {
+				text, v := cell(f, byKey[key][s])
+				vals[s] = v
+				fmt.Fprintf(w, " %s |", text)
+			}
+			for _, p := range peers {
+				fmt.Fprintf(w, " %s |", ratio(f, vals["party"], vals[p]))
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	printTargets(w, byKey)
+}
+
+func ratio(f figure, party, peer float64) string {
+	if f.better == 0 || math.IsNaN(party) || math.IsNaN(peer) || peer == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.2f×", party/peer)
+}
+
+// printTargets checks the targets against the medians.
+func printTargets(w io.Writer, byKey map[string]map[string][]result) {
+	med := func(key, srv string, f figure) float64 {
+		_, v := cell(f, byKey[key][srv])
+		return v
+	}
+	type target struct {
+		text string
+		got  float64
+		ok   func(float64) bool
+		unit string
+	}
+	var ts []target
+	if byKey["a"] != nil {
+		ts = append(ts,
+			target{"(a) party deliveries/s ≥ 1.5× gorilla hub", med("a", "party", fDeliveries) / med("a", "gorillahub", fDeliveries), func(v float64) bool { return v >= 1.5 }, "×"},
+			target{"(a) party deliveries/s ≥ 2× melody", med("a", "party", fDeliveries) / med("a", "melody", fDeliveries), func(v float64) bool { return v >= 2 }, "×"})
+	}
+	if byKey["b"] != nil {
+		ts = append(ts, target{"(b) party p99 ≤ 0.5× gorilla hub p99", med("b", "party", fP99) / med("b", "gorillahub", fP99), func(v float64) bool { return v <= 0.5 }, "×"})
+	}
+	if byKey["d"] != nil {
+		ts = append(ts, target{"(d) party RSS per idle connection ≤ 12 KiB", med("d", "party", fRSS), func(v float64) bool { return v <= 12 }, " KiB"})
+	}
+	fmt.Fprint(w, "\n**Targets**\n\n")
+	for _, t := range ts {
+		verdict := "met"
+		if math.IsNaN(t.got) || math.IsInf(t.got, 0) {
+			verdict = "not measured"
+		} else if !t.ok(t.got) {
+			verdict = "missed"
+		}
+		fmt.Fprintf(w, "- %s: %.2f%s, %s\n", t.text, t.got, t.unit, verdict)
+	}
+	var bad []string
+	for key, bySrv := range byKey {
+		for srv, rs := range bySrv {
+			for _, r := range rs {
+				if r.Lost != 0 || r.Duplicated != 0 || r.Unexpected != 0 || r.DroppedClients != 0 || r.ConnectFailed != 0 ||
+					(r.Churn != nil && (r.Churn.Failed != 0 || r.Churn.NoticesMissed != 0)) {
+					bad = append(bad, fmt.Sprintf("%s in (%s) round %d", serverTitle[srv], key, r.Round))
+				}
+			}
+		}
+	}
+	if len(bad) == 0 {
+		fmt.Fprintln(w, "- zero lost, duplicated or misrouted deliveries, dropped clients or failed connections: met by every server in every scenario")
+	} else {
+		fmt.Fprintf(w, "- zero lost, duplicated or misrouted deliveries, dropped clients or failed connections: not met by %s\n", strings.Join(bad, ", "))
+	}
+}
