@@ -35,11 +35,12 @@ import (
 // Requests carrying "Upgrade: websocket" become connections; others go to the
 // room's OnRequest. Refusals are plain HTTP responses with a body saying why:
 // 400 for a malformed room or connection id (empty, over 256 bytes, not valid
-// UTF-8 once decoded, "." or "..", control characters) or a malformed
-// handshake, 403 for a cross-origin browser request not allowed by
-// OriginPatterns, 404 for an unknown party or a path with no room, 426 for a
-// wrong WebSocket version or a plain request to a room without OnRequest, 503
-// during Shutdown or over MaxRooms/MaxConnectionsPerRoom.
+// UTF-8 once decoded, "." or ".." as a segment once decoded, as in "..%2Fx",
+// control characters) or a malformed handshake, 403 for a cross-origin
+// browser request not allowed by OriginPatterns, 404 for an unknown party or
+// a path with no room, 426 for a wrong WebSocket version or a plain request
+// to a room without OnRequest, 503 during Shutdown or over
+// MaxRooms/MaxConnectionsPerRoom.
 func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.enter() {
 		http.Error(w, "party: server is shutting down", http.StatusServiceUnavailable)
@@ -287,8 +288,12 @@ func checkID(kind, raw string) error {
 	if !utf8.ValidString(dec) {
 		return bad("not valid UTF-8")
 	}
-	if dec == "." || dec == ".." {
-		return bad("a dot segment")
+	// "..%2F..%2Fetc" decodes to "../../etc": no "." or ".." segment either
+	// side of a slash (or backslash), for code that builds paths from ids.
+	for _, seg := range strings.FieldsFunc(dec, func(r rune) bool { return r == '/' || r == '\\' }) {
+		if seg == "." || seg == ".." {
+			return bad("a dot segment")
+		}
 	}
 	if strings.ContainsFunc(dec, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return bad("contains a control character")

@@ -1,0 +1,1405 @@
+package party_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"party"
+)
+
+// The fault tests: each fault has a defined outcome, asserted through real
+// sockets, and every other client is shown unaffected. Figures (memory,
+// detection times) are reported with t.Logf; run with -v to see them.
+
+// ---- helpers -------------------------------------------------------------
+
+// serveWith is serve with a chance to configure the http.Server before it
+// starts (timeouts, ErrorLog). It returns the ws:// base URL.
+func serveWith(t *testing.T, h *party.Host, configure func(*http.Server)) (string, *httptest.Server) {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle("/party/", h)
+	mux.Handle("/parties/", h)
+	srv := httptest.NewUnstartedServer(mux)
+	if configure != nil {
+		configure(srv.Config)
+	}
+	srv.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		h.Shutdown(ctx)
+		srv.Close()
+	})
+	return "ws" + strings.TrimPrefix(srv.URL, "http"), srv
+}
+
+// liveHeap returns the bytes of live heap objects, after a full collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+func mib(b uint64) string { return fmt.Sprintf("%.2f MiB", float64(b)/(1<<20)) }
+
+// signedMiB formats after-before, which may be negative.
+func signedMiB(after, before uint64) string {
+	return fmt.Sprintf("%+.2f MiB", (float64(after)-float64(before))/(1<<20))
+}
+
+// rawConn is a hand-driven WebSocket client: it writes exactly the bytes a
+// test chooses, for handshakes and frames no well-behaved client sends.
+type rawConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func rawDial(addr string) (*rawConn, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return &rawConn{Conn: c, br: bufio.NewReaderSize(c, 256)}, nil
+}
+
+// upgradeRequest returns a valid WebSocket handshake for target.
+func upgradeRequest(target string) string {
+	return "GET " + target + " HTTP/1.1\r\nHost: example.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+}
+
+// roundTrip writes raw and reads the HTTP response, within 5 seconds.
+// For a 101 the body is empty and the connection stays usable for frames.
+func (c *rawConn) roundTrip(raw string) (*http.Response, string, error) {
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	defer c.SetDeadline(time.Time{})
+	if _, err := io.WriteString(c, raw); err != nil {
+		return nil, "", err
+	}
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return resp, "", nil
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b), nil
+}
+
+// upgrade performs a valid handshake for target and fails unless it is
+// accepted.
+func (c *rawConn) upgrade(target string) error {
+	resp, body, err := c.roundTrip(upgradeRequest(target))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		return fmt.Errorf("handshake for %s: %s %q", target, resp.Status, body)
+	}
+	return nil
+}
+
+// WebSocket opcodes.
+const (
+	opCont   = 0x0
+	opText   = 0x1
+	opBinary = 0x2
+	opClose  = 0x8
+	opPing   = 0x9
+	opPong   = 0xA
+)
+
+// appendFrame encodes one client frame, masked with a fixed key.
+func appendFrame(b []byte, fin bool, op byte, payload []byte) []byte {
+	b0 := op & 0x0f
+	if fin {
+		b0 |= 0x80
+	}
+	b = append(b, b0)
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, 0x80|byte(n))
+	case n <= 0xffff:
+		b = append(b, 0x80|126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0x80|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	key := [4]byte{0x37, 0xfa, 0x21, 0x3d}
+	b = append(b, key[:]...)
+	for i, p := range payload {
+		b = append(b, p^key[i%4])
+	}
+	return b
+}
+
+func (c *rawConn) writeFrame(fin bool, op byte, payload []byte) error {
+	_, err := c.Write(appendFrame(nil, fin, op, payload))
+	return err
+}
+
+func closePayload(code uint16, reason string) []byte {
+	return append(binary.BigEndian.AppendUint16(nil, code), reason...)
+}
+
+// readFrame reads one server frame (servers do not mask).
+func (c *rawConn) readFrame() (fin bool, op byte, payload []byte, err error) {
+	var hdr [2]byte
+	if _, err = io.ReadFull(c.br, hdr[:]); err != nil {
+		return
+	}
+	fin, op = hdr[0]&0x80 != 0, hdr[0]&0x0f
+	n := uint64(hdr[1] & 0x7f)
+	switch n {
+	case 126:
+		var ext [2]byte
+		if _, err = io.ReadFull(c.br, ext[:]); err != nil {
+			return
+		}
+		n = uint64(binary.BigEndian.Uint16(ext[:]))
+	case 127:
+		var ext [8]byte
+		if _, err = io.ReadFull(c.br, ext[:]); err != nil {
+			return
+		}
+		n = binary.BigEndian.Uint64(ext[:])
+	}
+	if hdr[1]&0x80 != 0 || n > 64<<20 {
+		return fin, op, nil, fmt.Errorf("bad server frame header %x (length %d)", hdr, n)
+	}
+	payload = make([]byte, n)
+	_, err = io.ReadFull(c.br, payload)
+	return
+}
+
+// closeNormally performs the client side of a close handshake and then
+// resets the TCP connection, so that no TIME_WAIT socket is left behind (a
+// test that opens tens of thousands of connections would otherwise run out
+// of ephemeral ports).
+func (c *rawConn) closeNormally() error {
+	defer c.reset()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := c.writeFrame(true, opClose, closePayload(1000, "")); err != nil {
+		return err
+	}
+	for {
+		_, op, _, err := c.readFrame()
+		if err != nil {
+			return fmt.Errorf("waiting for the close echo: %w", err)
+		}
+		if op == opClose {
+			return nil
+		}
+	}
+}
+
+func (c *rawConn) reset() {
+	if tc, ok := c.Conn.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
+}
+
+// reader reads a client's messages on its own goroutine, so that the client
+// answers pings, and hands them over on a channel.
+type reader struct {
+	msgs chan string
+	done chan error // the read error that ended it
+}
+
+func startReader(c *websocket.Conn) *reader {
+	r := &reader{msgs: make(chan string, 1024), done: make(chan error, 1)}
+	go func() {
+		for {
+			_, b, err := c.Read(context.Background())
+			if err != nil {
+				r.done <- err
+				close(r.msgs)
+				return
+			}
+			r.msgs <- string(b)
+		}
+	}()
+	return r
+}
+
+func (r *reader) expect(t *testing.T, want string) {
+	t.Helper()
+	select {
+	case got, ok := <-r.msgs:
+		if !ok {
+			t.Fatalf("connection ended while waiting for %q: %v", want, <-r.done)
+		}
+		if got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("timed out waiting for %q", want)
+	}
+}
+
+// echo is a Server that sends every message back to its sender and records
+// closes.
+type echo struct {
+	closes *sync.Map // id -> "code reason"
+}
+
+func (s *echo) OnMessage(m party.Message, c *party.Connection) { c.Send(m) }
+
+func (s *echo) OnClose(c *party.Connection) {
+	if s.closes != nil {
+		code, reason := c.CloseStatus()
+		s.closes.Store(c.ID(), fmt.Sprint(code, " ", reason))
+	}
+}
+
+// roundTripOK checks that c still gets its own messages back.
+func roundTripOK(t *testing.T, c *client, what string) {
+	t.Helper()
+	c.send(what)
+	c.expect(what)
+}
+
+// ---- a client that stops reading ------------------------------------------
+
+// A client that stops reading while its room broadcasts 10,000 messages is
+// closed with 1008 once its queue is full; the clients that read get every
+// message, in order; the server's live heap stays within the queue bound
+// instead of growing with the backlog (40 MiB here).
+func TestStalledClientDuring10000Broadcasts(t *testing.T) {
+	var closes sync.Map
+	h := party.Handler(func(*party.Room) party.Server { return &echo{closes: &closes} })
+	// The default queue bounds: 1,024 messages, 4 MiB.
+	ws, _ := serve(t, h)
+
+	stalled := dial(t, ws+"/party/stall?_pk=stalled") // never reads
+	defer stalled.conn.CloseNow()
+	const nreaders, total, size = 3, 10_000, 4 << 10
+	readers := make([]*client, nreaders)
+	for i := range readers {
+		readers[i] = dial(t, fmt.Sprintf("%s/party/stall?_pk=reader%d", ws, i))
+		defer readers[i].close()
+	}
+	eventually(t, "every connection to join", func() bool {
+		r := h.Room("main", "stall")
+		return r != nil && r.ConnectionCount() == nreaders+1
+	})
+	room := h.Room("main", "stall")
+
+	filler := strings.Repeat("x", size-6)
+	got := make([]atomic.Int64, nreaders)
+	errc := make(chan error, nreaders)
+	for i, rd := range readers {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			for n := range total {
+				_, b, err := rd.conn.Read(ctx)
+				if err != nil {
+					errc <- fmt.Errorf("reader%d at message %d: %w", i, n, err)
+					return
+				}
+				if want := fmt.Sprintf("%05d %s", n, filler); string(b) != want {
+					errc <- fmt.Errorf("reader%d: message %d is %.10q..., want %.10q...", i, n, b, want)
+					return
+				}
+				got[i].Add(1)
+			}
+			errc <- nil
+		}()
+	}
+	slowest := func() int64 {
+		m := got[0].Load()
+		for i := range got {
+			m = min(m, got[i].Load())
+		}
+		return m
+	}
+
+	base := liveHeap()
+	peak, closedAfter := base, -1
+	for i := range total {
+		// Never more than 32 messages ahead of the slowest reader: the
+		// readers are never at risk, only the stalled client falls behind.
+		for wait := time.Now(); int64(i)-slowest() > 32; time.Sleep(50 * time.Microsecond) {
+			if time.Since(wait) > 20*time.Second {
+				t.Fatalf("the readers are stuck at message %d", slowest())
+			}
+		}
+		room.Broadcast(party.Text(fmt.Sprintf("%05d %s", i, filler)))
+		if closedAfter < 0 && room.GetConnection("stalled") == nil {
+			closedAfter = i + 1
+		}
+		if i%1000 == 999 {
+			peak = max(peak, liveHeap())
+		}
+	}
+	for range nreaders {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(15 * time.Second) // the close frame to a client that reads nothing times out after 5 s
+	for {
+		v, ok := closes.Load("stalled")
+		if ok {
+			if v != "1008 send queue full" {
+				t.Errorf("the stalled client closed with %q, want 1008 send queue full", v)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled client was never closed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := range nreaders {
+		if v, ok := closes.Load(fmt.Sprint("reader", i)); ok {
+			t.Errorf("reader%d was closed too: %v", i, v)
+		}
+	}
+	after := liveHeap()
+	backlog := uint64(total * size)
+	t.Logf("stalled client closed (1008) after %d broadcasts of %d bytes; live heap: before %s, peak %s (%s), after %s; unbounded backlog would be %s",
+		closedAfter, size, mib(base), mib(peak), signedMiB(peak, base), mib(after), mib(backlog))
+	if bound := uint64(party.DefaultSendQueueBytes) + 4<<20; peak > base+bound {
+		t.Errorf("live heap grew by %s under a stalled client, want at most the queue bound plus 4 MiB (%s)", signedMiB(peak, base), mib(bound))
+	}
+}
+
+// ---- a client that vanishes -----------------------------------------------
+
+// proxy forwards TCP connections to target until it is cut. A cut proxy
+// keeps both sockets open and silently discards what arrives from either
+// side: to the server, the client has vanished without a FIN or RST, as when
+// a phone leaves coverage.
+type proxy struct {
+	ln     net.Listener
+	target string
+	cut    atomic.Bool
+	mu     sync.Mutex
+	conns  []net.Conn
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target}
+	go func() {
+		for {
+			down, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				down.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, down, up)
+			p.mu.Unlock()
+			go p.pipe(down, up)
+			go p.pipe(up, down)
+		}
+	}()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *proxy) pipe(src, dst net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			if !p.cut.Load() {
+				dst.Close()
+			}
+			return
+		}
+		if !p.cut.Load() {
+			dst.Write(buf[:n])
+		}
+	}
+}
+
+// upstream returns the proxy's connections to the server.
+func (p *proxy) upstream() []*net.TCPConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ups []*net.TCPConn
+	for i := 1; i < len(p.conns); i += 2 {
+		ups = append(ups, p.conns[i].(*net.TCPConn))
+	}
+	return ups
+}
+
+func (p *proxy) close() {
+	p.ln.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+}
+
+// A client that disappears without a close frame is found and its OnClose
+// runs: at once when its TCP connection is reset or closed, and through the
+// keepalive within the documented 2×PingInterval+PingTimeout when it simply
+// stops answering. The other clients of its room notice nothing.
+func TestVanishedClient(t *testing.T) {
+	const interval, timeout = 400 * time.Millisecond, 200 * time.Millisecond
+	bound := 2*interval + timeout
+	tests := []struct {
+		name       string
+		vanish     func(p *proxy)
+		wantReason string
+		within     time.Duration
+	}{
+		{"silent (packets dropped)", func(p *proxy) { p.cut.Store(true) }, "keepalive timeout", bound},
+		{"TCP reset", func(p *proxy) {
+			p.cut.Store(true)
+			for _, c := range p.upstream() {
+				c.SetLinger(0)
+				c.Close()
+			}
+		}, "", bound},
+		{"TCP FIN without close frame", func(p *proxy) {
+			p.cut.Store(true)
+			for _, c := range p.upstream() {
+				c.Close()
+			}
+		}, "", bound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			closed := make(chan time.Time, 1)
+			var status atomic.Value
+			var othersClosed sync.Map
+			h := party.Handler(func(r *party.Room) party.Server {
+				return &probe{
+					message: func(m party.Message, c *party.Connection) { r.Broadcast(m) },
+					close: func(c *party.Connection) {
+						if c.ID() == "ghost" {
+							code, reason := c.CloseStatus()
+							status.Store(fmt.Sprint(code, " ", reason))
+							closed <- time.Now()
+						} else {
+							othersClosed.Store(c.ID(), true)
+						}
+					},
+				}
+			})
+			h.PingInterval, h.PingTimeout = interval, timeout
+			ws, srv := serve(t, h)
+			p := startProxy(t, srv.Listener.Addr().String())
+
+			others := []*client{dial(t, ws+"/party/v?_pk=a"), dial(t, ws+"/party/v?_pk=b")}
+			readers := []*reader{startReader(others[0].conn), startReader(others[1].conn)}
+			ghost := dial(t, "ws://"+p.ln.Addr().String()+"/party/v?_pk=ghost")
+			defer ghost.conn.CloseNow()
+			gr := startReader(ghost.conn) // answers pings until the cut
+			ghost.send("hello")
+			for _, r := range append(readers, gr) {
+				r.expect(t, "hello")
+			}
+			time.Sleep(2 * interval) // a few keepalive rounds pass while it answers
+
+			start := time.Now()
+			tt.vanish(p)
+			var at time.Time
+			select {
+			case at = <-closed:
+			case <-time.After(bound + 5*time.Second):
+				t.Fatalf("the vanished client's OnClose did not run within %v", bound+5*time.Second)
+			}
+			found := at.Sub(start)
+			t.Logf("vanished client found after %v (bound 2×PingInterval+PingTimeout = %v); OnClose saw %v", found.Round(time.Millisecond), bound, status.Load())
+			if want := "1006 " + tt.wantReason; status.Load() != want {
+				t.Errorf("OnClose saw %q, want %q", status.Load(), want)
+			}
+			// Scheduling slack on a loaded machine; the figure above is the measurement.
+			if found > tt.within+time.Second {
+				t.Errorf("found after %v, want within %v", found, tt.within)
+			}
+			// The others were never disturbed and still talk.
+			others[1].send("still here")
+			for _, r := range readers {
+				r.expect(t, "still here")
+			}
+			if n := h.Room("main", "v").ConnectionCount(); n != 2 {
+				t.Errorf("ConnectionCount = %d after the ghost left, want 2", n)
+			}
+			othersClosed.Range(func(k, _ any) bool { t.Errorf("%s was closed", k); return true })
+		})
+	}
+}
+
+// ---- handshake abuse -------------------------------------------------------
+
+// Malformed and hostile handshakes each get their status, and none reaches a
+// Server: no factory call, no OnConnect.
+func TestHandshakeAbuse(t *testing.T) {
+	var built, connected atomic.Int32
+	factory := func(r *party.Room) party.Server {
+		built.Add(1)
+		return &probe{connect: func(*party.Connection, *http.Request) { connected.Add(1) }}
+	}
+	h := party.Handler(factory)
+	h.OriginPatterns = []string{"*.example.com"}
+	_, srv := serveWith(t, h, func(s *http.Server) {
+		s.ReadHeaderTimeout = 500 * time.Millisecond // the application's choice; see "unfinished headers"
+		s.ErrorLog = log.New(io.Discard, "", 0)
+	})
+	// The Host mounted as the whole handler, with no mux to clean paths.
+	bare := party.Handler(factory)
+	bareSrv := httptest.NewServer(bare)
+	defer bareSrv.Close()
+	defer bare.Shutdown(context.Background())
+
+	valid := upgradeRequest("/party/ok")
+	without := func(header string) string {
+		var out []string
+		for _, l := range strings.Split(valid, "\r\n") {
+			if !strings.HasPrefix(l, header+":") {
+				out = append(out, l)
+			}
+		}
+		return strings.Join(out, "\r\n")
+	}
+	with := func(header, value string) string {
+		return strings.Replace(without(header), "\r\n\r\n", "\r\n"+header+": "+value+"\r\n\r\n", 1)
+	}
+	tests := []struct {
+		name       string
+		raw        string
+		bare       bool // to the Host without a mux in front
+		wantStatus int
+		wantBody   string
+	}{
+		{"missing Sec-WebSocket-Key", without("Sec-WebSocket-Key"), false, 400, "Sec-WebSocket-Key"},
+		{"Sec-WebSocket-Key not base64", with("Sec-WebSocket-Key", "not base64!"), false, 400, "Sec-WebSocket-Key"},
+		{"Sec-WebSocket-Key of 15 bytes", with("Sec-WebSocket-Key", "AAAAAAAAAAAAAAAAAAAA"), false, 400, "Sec-WebSocket-Key"},
+		{"wrong version", with("Sec-WebSocket-Version", "8"), false, 426, "speaks 13"},
+		{"missing version", without("Sec-WebSocket-Version"), false, 426, "speaks 13"},
+		{"no Connection: Upgrade", with("Connection", "keep-alive"), false, 400, "Connection: Upgrade"},
+		{"POST", strings.Replace(valid, "GET", "POST", 1), false, 405, "GET"},
+		{"HTTP/1.0", strings.Replace(valid, "HTTP/1.1", "HTTP/1.0", 1), false, 400, "HTTP/1.1"},
+		{"origin not allowed", with("Origin", "https://evil.test"), false, 403, "OriginPatterns"},
+		{"malformed origin", with("Origin", "::::"), false, 403, "malformed Origin"},
+		{"room ../ (the mux cleans it: redirect, no room)", upgradeRequest("/party/../x"), false, 307, ""},
+		{"room .. (no mux)", upgradeRequest("/party/../x"), true, 400, "dot segment"},
+		{"room %2E%2E", upgradeRequest("/party/%2E%2E"), false, 400, "dot segment"},
+		{"room ..%2F escaping upwards", upgradeRequest("/party/..%2F..%2Fetc%2Fpasswd"), false, 400, "dot segment"},
+		{"room a%2F..%2F..", upgradeRequest("/party/a%2F..%2F.."), false, 400, "dot segment"},
+		{"room with %00", upgradeRequest("/party/a%00b"), false, 400, "control character"},
+		{"room of 10 KB", upgradeRequest("/party/" + strings.Repeat("r", 10<<10)), false, 400, "longer than 256"},
+		{"room of invalid UTF-8", upgradeRequest("/party/%C3%28"), false, 400, "not valid UTF-8"},
+		{"room of raw invalid UTF-8", upgradeRequest("/party/\xff\xfe"), false, 400, "not valid UTF-8"},
+		{"room with bad escapes", upgradeRequest("/party/%zz"), false, 400, ""},
+		{"empty room", upgradeRequest("/party/"), false, 400, "empty"},
+		{"no room", upgradeRequest("/parties/main"), false, 404, "no room"},
+		{"unknown party", upgradeRequest("/parties/nope/r"), false, 404, "not found"},
+		{"_pk with %00", upgradeRequest("/party/ok?_pk=a%00"), false, 400, "_pk"},
+		{"_pk of 10 KB", upgradeRequest("/party/ok?_pk=" + strings.Repeat("p", 10<<10)), false, 400, "_pk"},
+		{"_pk of invalid UTF-8", upgradeRequest("/party/ok?_pk=%FF"), false, 400, "_pk"},
+		{"_pk ../..", upgradeRequest("/party/ok?_pk=..%2F.."), false, 400, "_pk"},
+		{"headers over 1 MB", with("X-Junk", strings.Repeat("j", 2<<20)), false, 431, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := srv.Listener.Addr().String()
+			if tt.bare {
+				addr = bareSrv.Listener.Addr().String()
+			}
+			c, err := rawDial(addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			resp, body, err := c.roundTrip(tt.raw)
+			if err != nil {
+				t.Fatalf("no response: %v", err)
+			}
+			if resp.StatusCode != tt.wantStatus || !strings.Contains(body, tt.wantBody) {
+				t.Errorf("got %d %q, want %d with a body containing %q", resp.StatusCode, body, tt.wantStatus, tt.wantBody)
+			}
+			if tt.wantStatus == 426 && resp.Header.Get("Sec-WebSocket-Version") != "13" {
+				t.Errorf("426 without Sec-WebSocket-Version: 13")
+			}
+		})
+	}
+
+	// A request that never finishes its headers never reaches the Host:
+	// net/http holds it until the http.Server's ReadHeaderTimeout, which is
+	// the application's to set (it has none by default). Meanwhile everybody
+	// else is served.
+	t.Run("unfinished headers", func(t *testing.T) {
+		c, err := rawDial(srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		start := time.Now()
+		io.WriteString(c, "GET /party/ok HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
+		other := dial(t, "ws"+strings.TrimPrefix(srv.URL, "http")+"/party/other")
+		defer other.close()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := io.Copy(io.Discard, c) // until net/http hangs up
+		if err != nil {
+			t.Fatalf("the server did not hang up on unfinished headers: %v", err)
+		}
+		t.Logf("unfinished headers: connection closed after %v (ReadHeaderTimeout 500ms), %d bytes answered", time.Since(start).Round(time.Millisecond), n)
+	})
+
+	if n := built.Load(); n != 1 { // the "other" room of the last subtest
+		t.Errorf("%d Servers built, want only the one for the legitimate client", n)
+	}
+	if n := connected.Load(); n != 1 {
+		t.Errorf("OnConnect ran %d times, want only for the legitimate client", n)
+	}
+}
+
+// ---- resource exhaustion ---------------------------------------------------
+
+// 20,000 distinct rooms are opened and left, a few hundred at a time: every
+// room is dropped after the idle period and the live heap returns to its
+// starting point.
+func TestTwentyThousandRooms(t *testing.T) {
+	before := runtime.NumGoroutine()
+	var built atomic.Int64
+	h := party.Handler(func(r *party.Room) party.Server {
+		built.Add(1)
+		return &Chat{room: r}
+	})
+	h.IdleTimeout = 50 * time.Millisecond
+	mux := http.NewServeMux()
+	mux.Handle("/party/", h)
+	srv := httptest.NewServer(mux)
+	addr := srv.Listener.Addr().String()
+
+	const rooms, batch = 20_000, 250
+	base := liveHeap()
+	var open uint64 // live heap with one batch of rooms open
+	for start := 0; start < rooms; start += batch {
+		conns := make([]*rawConn, batch)
+		var wg sync.WaitGroup
+		errs := make(chan error, batch)
+		for i := range batch {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id := fmt.Sprint("room", start+i)
+				c, err := rawDial(addr)
+				if err == nil {
+					if err = c.upgrade("/party/" + id + "?_pk=u"); err == nil {
+						c.SetReadDeadline(time.Now().Add(5 * time.Second))
+						var b []byte
+						if _, _, b, err = c.readFrame(); err == nil && string(b) != "Welcome, u" {
+							err = fmt.Errorf("%s: got %q, want the welcome", id, b)
+						}
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				conns[i] = c
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if start == rooms/2 {
+			open = liveHeap()
+		}
+		for _, c := range conns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := c.closeNormally(); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; i < rooms; {
+		if h.Room("main", fmt.Sprint("room", i)) == nil {
+			i++
+			continue
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("room%d is still in memory", i)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	after := liveHeap()
+	t.Logf("%d rooms opened and left, %d at a time: live heap before %s, with %d rooms open %s (%.1f KiB per room with its connection), after all were dropped %s (%s)",
+		built.Load(), batch, mib(base), batch, mib(open), (float64(open)-float64(base))/batch/1024, mib(after), signedMiB(after, base))
+	if built.Load() != rooms {
+		t.Errorf("%d Servers built, want %d", built.Load(), rooms)
+	}
+	if after > base+2<<20 {
+		t.Errorf("live heap %s after every room was dropped, want within 2 MiB of the %s it started at", mib(after), mib(base))
+	}
+	srv.Close()
+	if err := h.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkGoroutines(t, before)
+}
+
+// MaxRooms and MaxConnectionsPerRoom refuse the excess with 503 and a body
+// naming the cap, also under concurrent requests; what is already open keeps
+// working, and the freed capacity is usable again.
+func TestCaps(t *testing.T) {
+	t.Run("MaxRooms", func(t *testing.T) {
+		var built atomic.Int32
+		h := party.Handler(func(r *party.Room) party.Server { built.Add(1); return &echo{} })
+		h.MaxRooms = 3
+		h.IdleTimeout = -1
+		ws, srv := serve(t, h)
+		var open []*client
+		for i := range 3 {
+			open = append(open, dial(t, fmt.Sprintf("%s/party/r%d", ws, i)))
+		}
+		_, err := dialErr(ws+"/party/r3", nil)
+		var de *dialError
+		if !errors.As(err, &de) || de.status != 503 || !strings.Contains(de.body, "Host.MaxRooms is 3") {
+			t.Fatalf("4th room: %v, want 503 naming Host.MaxRooms", err)
+		}
+		if body, status := get(t, srv.URL+"/party/r4"); status != 503 || !strings.Contains(body, "Host.MaxRooms") {
+			t.Errorf("HTTP to a 4th room = %d %q, want 503", status, body)
+		}
+		for i, c := range open {
+			roundTripOK(t, c, fmt.Sprint("room ", i, " works"))
+		}
+		defer open[1].close()
+		defer open[2].close()
+		if n := built.Load(); n != 3 {
+			t.Errorf("%d Servers built, want 3", n)
+		}
+		open[0].close()
+		eventually(t, "a room to be free", func() bool {
+			c, err := dialErr(ws+"/party/r3", nil)
+			if err == nil {
+				c.Close(websocket.StatusNormalClosure, "")
+			}
+			return err == nil
+		})
+	})
+	t.Run("MaxRooms under concurrency", func(t *testing.T) {
+		h := party.Handler(func(r *party.Room) party.Server { return &echo{} })
+		h.MaxRooms = 5
+		ws, _ := serve(t, h)
+		var ok, refused atomic.Int32
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range 60 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				c, err := dialErr(fmt.Sprintf("%s/party/c%d", ws, i), nil)
+				var de *dialError
+				switch {
+				case err == nil:
+					ok.Add(1)
+					defer c.CloseNow()
+					time.Sleep(200 * time.Millisecond) // hold the room while the others try
+				case errors.As(err, &de) && de.status == 503:
+					refused.Add(1)
+				default:
+					t.Errorf("dial: %v", err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if ok.Load() > 5 || ok.Load()+refused.Load() != 60 {
+			t.Errorf("%d rooms opened and %d refused with MaxRooms 5", ok.Load(), refused.Load())
+		}
+	})
+	t.Run("MaxConnectionsPerRoom", func(t *testing.T) {
+		var connects atomic.Int32
+		h := party.Handler(func(r *party.Room) party.Server {
+			return &probe{
+				connect: func(*party.Connection, *http.Request) { connects.Add(1) },
+				message: func(m party.Message, c *party.Connection) { c.Send(m) },
+			}
+		})
+		h.MaxConnectionsPerRoom = 2
+		ws, _ := serve(t, h)
+		a, b := dial(t, ws+"/party/full?_pk=a"), dial(t, ws+"/party/full?_pk=b")
+		defer b.close()
+		_, err := dialErr(ws+"/party/full?_pk=c", nil)
+		var de *dialError
+		if !errors.As(err, &de) || de.status != 503 || !strings.Contains(de.body, "Host.MaxConnectionsPerRoom is 2") {
+			t.Fatalf("3rd connection: %v, want 503 naming Host.MaxConnectionsPerRoom", err)
+		}
+		other := dial(t, ws+"/party/elsewhere") // other rooms are not concerned
+		defer other.close()
+		roundTripOK(t, a, "a works")
+		roundTripOK(t, b, "b works")
+		if n := connects.Load(); n != 3 {
+			t.Errorf("OnConnect ran %d times, want 3", n)
+		}
+		// Concurrent attempts never pass the cap either.
+		var wg sync.WaitGroup
+		var in atomic.Int32
+		for i := range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if c, err := dialErr(fmt.Sprintf("%s/party/full?_pk=x%d", ws, i), nil); err == nil {
+					in.Add(1)
+					c.CloseNow()
+				}
+			}()
+		}
+		wg.Wait()
+		if in.Load() != 0 {
+			t.Errorf("%d connections joined a full room", in.Load())
+		}
+		a.close()
+		eventually(t, "the freed slot to be usable", func() bool {
+			c, err := dialErr(ws+"/party/full?_pk=d", nil)
+			if err == nil {
+				c.Close(websocket.StatusNormalClosure, "")
+			}
+			return err == nil
+		})
+	})
+}
+
+// ---- handler faults --------------------------------------------------------
+
+// panicky panics in the handler named by its room id (for connection
+// handlers, only for the connection "victim"). Each panics once per room, so
+// the recovery can be shown too.
+type panicky struct {
+	room     *party.Room
+	in       string
+	errs     *events
+	closes   *events
+	panicked *sync.Map // handler name -> true once it panicked
+}
+
+func (s *panicky) boom(handler string, c *party.Connection) {
+	if s.in == handler && (c == nil || c.ID() == "victim") {
+		if _, done := s.panicked.LoadOrStore(handler, true); !done {
+			panic(handler + " exploded")
+		}
+	}
+}
+
+func (s *panicky) OnStart() error { s.boom("OnStart", nil); return nil }
+
+func (s *panicky) ConnectionTags(c *party.Connection, r *http.Request) []string {
+	s.boom("ConnectionTags", c)
+	return nil
+}
+
+func (s *panicky) OnConnect(c *party.Connection, r *http.Request) { s.boom("OnConnect", c) }
+
+func (s *panicky) OnMessage(m party.Message, c *party.Connection) {
+	switch m.String() {
+	case "alarm":
+		s.room.SetAlarm(time.Now())
+		return
+	case "boom":
+		s.boom("OnMessage", c)
+	}
+	s.room.Broadcast(m)
+}
+
+func (s *panicky) OnClose(c *party.Connection) {
+	code, _ := c.CloseStatus()
+	s.closes.add(fmt.Sprint(c.ID(), " ", code))
+	s.boom("OnClose", c)
+}
+
+func (s *panicky) OnError(c *party.Connection, err error) {
+	s.errs.add(c.ID() + ": " + err.Error())
+	s.boom("OnError", c)
+}
+
+func (s *panicky) OnRequest(w http.ResponseWriter, r *http.Request) {
+	s.boom("OnRequest", nil)
+	io.WriteString(w, "fine")
+}
+
+func (s *panicky) OnAlarm() {
+	s.boom("OnAlarm", nil)
+	s.room.Broadcast(party.Text("alarm rang"))
+}
+
+// A panic in any handler is recovered and logged with its room; it has its
+// documented outcome for the connection or request concerned, and the room
+// (and every other client in it) keeps working.
+func TestPanicInEachHandler(t *testing.T) {
+	before := runtime.NumGoroutine()
+	logs := &logBuffer{}
+	var errs, closes events
+	var panicked sync.Map
+	h := party.Handler(func(r *party.Room) party.Server {
+		if r.ID() == "factory" {
+			if _, done := panicked.LoadOrStore("factory", true); !done {
+				panic("factory exploded")
+			}
+		}
+		return &panicky{room: r, in: r.ID(), errs: &errs, closes: &closes, panicked: &panicked}
+	})
+	h.Logger = logs.logger()
+	h.IdleTimeout = -1
+	var beforeConnectPanics atomic.Int32
+	h.BeforeConnect = func(r *http.Request, _, room string) (*http.Request, error) {
+		if room == "BeforeConnect" && beforeConnectPanics.Add(1) == 1 {
+			panic("BeforeConnect exploded")
+		}
+		return nil, nil
+	}
+	httpLogs := &logBuffer{}
+	ws, srv := serveWith(t, h, func(s *http.Server) { s.ErrorLog = log.New(httpLogs, "", 0) })
+
+	// A bystander in another room sees nothing of any of it.
+	far := dial(t, ws+"/party/far?_pk=far")
+	defer far.close()
+	farReader := startReader(far.conn)
+
+	// join puts a bystander in room.
+	join := func(t *testing.T, room string) (*client, *reader) {
+		b := dial(t, ws+"/party/"+room+"?_pk=bystander")
+		return b, startReader(b.conn)
+	}
+	logged := func(t *testing.T, handler string) {
+		t.Helper()
+		eventually(t, handler+" panic in the log", func() bool {
+			l := logs.String()
+			return strings.Contains(l, handler+" exploded") && strings.Contains(l, "handler panicked")
+		})
+	}
+
+	t.Run("factory", func(t *testing.T) {
+		c := dial(t, ws+"/party/factory?_pk=victim")
+		if ce := c.closed(); ce.Code != websocket.StatusInternalError || !strings.Contains(ce.Reason, "factory exploded") {
+			t.Errorf("victim got %v, want 1011 naming the panic", ce)
+		}
+		logged(t, "factory")
+		b, br := join(t, "factory") // the next request builds the Server again
+		defer b.close()
+		b.send("works")
+		br.expect(t, "works")
+	})
+	t.Run("OnStart", func(t *testing.T) {
+		c := dial(t, ws+"/party/OnStart?_pk=victim")
+		if ce := c.closed(); ce.Code != websocket.StatusInternalError || !strings.Contains(ce.Reason, "OnStart exploded") {
+			t.Errorf("victim got %v, want 1011 naming the panic", ce)
+		}
+		logged(t, "OnStart")
+		b, br := join(t, "OnStart") // OnStart runs again, and succeeds
+		defer b.close()
+		b.send("works")
+		br.expect(t, "works")
+	})
+	t.Run("ConnectionTags", func(t *testing.T) {
+		b, br := join(t, "ConnectionTags")
+		defer b.close()
+		c := dial(t, ws+"/party/ConnectionTags?_pk=victim")
+		if ce := c.closed(); ce.Code != websocket.StatusInternalError || !strings.Contains(ce.Reason, "ConnectionTags exploded") {
+			t.Errorf("victim got %v, want 1011 naming the panic", ce)
+		}
+		logged(t, "ConnectionTags")
+		b.send("works")
+		br.expect(t, "works")
+		if closes.has("victim 1011") {
+			t.Error("OnClose ran for a connection that never joined")
+		}
+	})
+	t.Run("OnConnect", func(t *testing.T) {
+		b, br := join(t, "OnConnect")
+		defer b.close()
+		c := dial(t, ws+"/party/OnConnect?_pk=victim")
+		if ce := c.closed(); ce.Code != websocket.StatusInternalError || !strings.Contains(ce.Reason, "OnConnect exploded") {
+			t.Errorf("victim got %v, want 1011 naming the panic", ce)
+		}
+		logged(t, "OnConnect")
+		eventually(t, "the victim's OnClose", func() bool { return closes.has("victim 1011") })
+		b.send("works")
+		br.expect(t, "works")
+	})
+	t.Run("OnMessage", func(t *testing.T) {
+		b, br := join(t, "OnMessage")
+		defer b.close()
+		c := dial(t, ws+"/party/OnMessage?_pk=victim")
+		defer c.close()
+		vr := startReader(c.conn)
+		c.send("boom")
+		c.send("after")
+		vr.expect(t, "after") // the victim's connection stays open
+		br.expect(t, "after")
+		logged(t, "OnMessage")
+		if !errs.has("victim: party: handler panicked: OnMessage: OnMessage exploded") {
+			t.Errorf("OnError saw %q, want the OnMessage panic", errs.list())
+		}
+	})
+	t.Run("OnClose", func(t *testing.T) {
+		b, br := join(t, "OnClose")
+		defer b.close()
+		c := dial(t, ws+"/party/OnClose?_pk=victim")
+		c.close()
+		logged(t, "OnClose")
+		eventually(t, "OnError to see the OnClose panic", func() bool {
+			return errs.has("victim: party: handler panicked: OnClose: OnClose exploded")
+		})
+		b.send("works")
+		br.expect(t, "works")
+		again := dial(t, ws+"/party/OnClose?_pk=victim") // the room takes new connections
+		defer again.close()
+		again.send("again")
+		br.expect(t, "again")
+	})
+	t.Run("OnError", func(t *testing.T) {
+		b, br := join(t, "OnError")
+		defer b.close()
+		c := dial(t, ws+"/party/OnError?_pk=victim")
+		c.conn.Write(context.Background(), websocket.MessageText, []byte{0xff}) // invalid UTF-8: an error for OnError
+		if ce := c.closed(); ce.Code != websocket.StatusInvalidFramePayloadData {
+			t.Errorf("victim got %v, want 1007", ce)
+		}
+		logged(t, "OnError")
+		eventually(t, "the victim's OnClose after the OnError panic", func() bool { return closes.has("victim 1007") })
+		b.send("works")
+		br.expect(t, "works")
+	})
+	t.Run("OnRequest", func(t *testing.T) {
+		b, br := join(t, "OnRequest")
+		defer b.close()
+		if body, status := get(t, srv.URL+"/party/OnRequest"); status != 500 || !strings.Contains(body, "internal error") {
+			t.Errorf("panicking OnRequest answered %d %q, want 500", status, body)
+		}
+		logged(t, "OnRequest")
+		if body, status := get(t, srv.URL+"/party/OnRequest"); status != 200 || body != "fine" {
+			t.Errorf("next request answered %d %q, want 200 fine", status, body)
+		}
+		b.send("works")
+		br.expect(t, "works")
+	})
+	t.Run("OnAlarm", func(t *testing.T) {
+		b, br := join(t, "OnAlarm")
+		defer b.close()
+		b.send("alarm")
+		logged(t, "OnAlarm")
+		b.send("alarm") // the next alarm rings normally
+		br.expect(t, "alarm rang")
+		b.send("works")
+		br.expect(t, "works")
+	})
+	t.Run("BeforeConnect", func(t *testing.T) {
+		// Not a room handler: net/http recovers it and drops the request.
+		if _, err := dialErr(ws+"/party/BeforeConnect?_pk=victim", nil); err == nil {
+			t.Error("the handshake whose BeforeConnect panicked succeeded")
+		}
+		if !strings.Contains(httpLogs.String(), "BeforeConnect exploded") {
+			t.Errorf("http.Server log %q lacks the panic", httpLogs.String())
+		}
+		b, br := join(t, "BeforeConnect")
+		defer b.close()
+		b.send("works")
+		br.expect(t, "works")
+	})
+
+	far.send("far away")
+	farReader.expect(t, "far away")
+	select {
+	case m := <-farReader.msgs:
+		t.Errorf("the bystander in another room got %q", m)
+	default:
+	}
+	far.close()
+	// Nothing was left behind: Shutdown finds nothing running.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown after the panics: %v", err)
+	}
+	srv.Close()
+	checkGoroutines(t, before)
+}
+
+// An OnMessage that blocks for seconds holds up its own room only: other
+// rooms chat, join, leave and answer HTTP meanwhile; its own room still
+// receives broadcasts from outside its handlers, keeps its connections
+// (keepalive does not drop the busy ones) and handles the waiting messages,
+// in order, once the handler returns.
+func TestBlockingOnMessageDelaysOnlyItsRoom(t *testing.T) {
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	var closes sync.Map
+	h := party.Handler(func(r *party.Room) party.Server {
+		return &probe{
+			connect: func(c *party.Connection, _ *http.Request) { c.Send(party.Text("welcome")) },
+			message: func(m party.Message, c *party.Connection) {
+				if m.String() == "block" {
+					close(entered)
+					<-release
+				}
+				r.Broadcast(m)
+			},
+			close: func(c *party.Connection) { closes.Store(c.Room().ID()+"/"+c.ID(), true) },
+		}
+	})
+	h.PingInterval, h.PingTimeout = 100*time.Millisecond, 100*time.Millisecond
+	ws, srv := serve(t, h)
+
+	blocker := dial(t, ws+"/party/slow?_pk=blocker")
+	defer blocker.close()
+	br := startReader(blocker.conn)
+	br.expect(t, "welcome")
+	waiter := dial(t, ws+"/party/slow?_pk=waiter")
+	defer waiter.close()
+	wr := startReader(waiter.conn)
+	wr.expect(t, "welcome")
+
+	blocker.send("block")
+	<-entered
+	blockedAt := time.Now()
+	waiter.send("queued 1")
+	waiter.send("queued 2")
+
+	// Other rooms are not held up.
+	for i := range 5 {
+		c := dial(t, fmt.Sprintf("%s/party/fast%d", ws, i))
+		r := startReader(c.conn)
+		r.expect(t, "welcome")
+		for j := range 20 {
+			c.send(fmt.Sprint("msg ", j))
+			r.expect(t, fmt.Sprint("msg ", j))
+		}
+		c.close()
+	}
+	if _, status := get(t, srv.URL+"/party/fast0"); status != http.StatusUpgradeRequired {
+		t.Errorf("HTTP to another room = %d, want its 426", status)
+	}
+	// Its own room still takes broadcasts from outside its handlers.
+	h.Room("main", "slow").Broadcast(party.Text("from outside"))
+	br.expect(t, "from outside")
+	wr.expect(t, "from outside")
+
+	for time.Since(blockedAt) < 2*time.Second { // block for seconds: many keepalive rounds
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case m := <-wr.msgs:
+		t.Fatalf("the blocked room handled %q while its handler was blocked", m)
+	default:
+	}
+	close(release)
+	for _, r := range []*reader{br, wr} {
+		r.expect(t, "block")
+		r.expect(t, "queued 1")
+		r.expect(t, "queued 2")
+	}
+	for _, id := range []string{"slow/blocker", "slow/waiter"} {
+		if _, ok := closes.Load(id); ok {
+			t.Errorf("%s was dropped while its room was busy", id)
+		}
+	}
+	t.Logf("room blocked for %v; 5 other rooms did 100 round trips, 5 joins and leaves, one HTTP request meanwhile", time.Since(blockedAt).Round(time.Millisecond))
+}
+
+// ---- shutdown under load ---------------------------------------------------
+
+// Shutdown while 1,000 clients are sending: every client gets 1012 after
+// every message that Broadcast accepted for it before Shutdown began, every
+// OnClose runs once, and nothing is left running.
+func TestShutdownUnderLoad(t *testing.T) {
+	before := runtime.NumGoroutine()
+	const nrooms, perRoom = 100, 10
+	const nclients = nrooms * perRoom
+	var (
+		began    atomic.Bool
+		handled  atomic.Int64
+		closes   sync.Map // *party.Connection -> count
+		acceptMu sync.Mutex
+		accepted = map[string][]string{} // room -> messages broadcast before Shutdown began
+	)
+	h := party.Handler(func(r *party.Room) party.Server {
+		return &probe{
+			message: func(m party.Message, c *party.Connection) {
+				r.Broadcast(m)
+				handled.Add(1)
+				if !began.Load() { // the whole Broadcast happened before Shutdown began
+					acceptMu.Lock()
+					accepted[r.ID()] = append(accepted[r.ID()], m.String())
+					acceptMu.Unlock()
+				}
+			},
+			close: func(c *party.Connection) {
+				v, _ := closes.LoadOrStore(c, new(atomic.Int32))
+				v.(*atomic.Int32).Add(1)
+			},
+		}
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/party/", h)
+	srv := httptest.NewServer(mux)
+	ws := "ws" + strings.TrimPrefix(srv.URL, "http")
+
+	type loadClient struct {
+		room     string
+		id       string
+		conn     *websocket.Conn
+		received map[string]bool
+		status   websocket.StatusCode
+		readErr  error
+		done     chan struct{}
+	}
+	clients := make([]*loadClient, nclients)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 50)
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			lc := &loadClient{room: fmt.Sprint("r", i%nrooms), id: fmt.Sprint("c", i), received: map[string]bool{}, done: make(chan struct{})}
+			conn, err := dialErr(fmt.Sprintf("%s/party/%s?_pk=%s", ws, lc.room, lc.id), nil)
+			if err != nil {
+				t.Errorf("dial %d: %v", i, err)
+				return
+			}
+			lc.conn = conn
+			clients[i] = lc
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	eventually(t, "every client to join", func() bool {
+		for i := range nrooms {
+			if r := h.Room("main", fmt.Sprint("r", i)); r == nil || r.ConnectionCount() != perRoom {
+				return false
+			}
+		}
+		return true
+	})
+
+	// Each client sends, waits for its own message to come back, and sends
+	// again, until its connection closes.
+	for _, lc := range clients {
+		acks := make(chan struct{}, 1)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			defer close(lc.done)
+			for {
+				_, b, err := lc.conn.Read(context.Background())
+				if err != nil {
+					lc.readErr, lc.status = err, websocket.CloseStatus(err)
+					return
+				}
+				m := string(b)
+				lc.received[m] = true
+				if strings.HasPrefix(m, lc.id+" ") {
+					select {
+					case acks <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for seq := 0; ; seq++ {
+				if err := lc.conn.Write(context.Background(), websocket.MessageText, []byte(fmt.Sprint(lc.id, " ", seq))); err != nil {
+					return
+				}
+				select {
+				case <-acks:
+				case <-lc.done:
+					return
+				}
+			}
+		}()
+	}
+	for deadline := time.Now().Add(30 * time.Second); handled.Load() < 10*nclients; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d messages handled", handled.Load())
+		}
+	}
+	began.Store(true)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	took := time.Since(start)
+	wg.Wait()
+
+	acceptMu.Lock()
+	defer acceptMu.Unlock()
+	var total, missing int
+	for _, lc := range clients {
+		if lc.status != websocket.StatusServiceRestart {
+			t.Errorf("%s ended with %v, want 1012", lc.id, lc.readErr)
+		}
+		for _, m := range accepted[lc.room] {
+			total++
+			if !lc.received[m] {
+				missing++
+				if missing <= 5 {
+					t.Errorf("%s never got %q, broadcast before Shutdown began", lc.id, m)
+				}
+			}
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of %d deliveries accepted before Shutdown were lost", missing, total)
+	}
+	n := 0
+	closes.Range(func(k, v any) bool {
+		n++
+		if c := v.(*atomic.Int32).Load(); c != 1 {
+			t.Errorf("OnClose ran %d times for %s", c, k.(*party.Connection).ID())
+		}
+		return true
+	})
+	if n != nclients {
+		t.Errorf("OnClose ran for %d connections, want %d", n, nclients)
+	}
+	t.Logf("Shutdown with %d clients sending took %v; %d messages handled, %d deliveries accepted before it began, all received before the 1012",
+		nclients, took.Round(time.Millisecond), handled.Load(), total)
+	srv.Close()
+	checkGoroutines(t, before)
+}
