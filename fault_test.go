@@ -847,6 +847,42 @@ func TestCaps(t *testing.T) {
 			t.Errorf("%d rooms opened and %d refused with MaxRooms 5", ok.Load(), refused.Load())
 		}
 	})
+	// Regression: the cap was checked before the room was stored, so
+	// requests for new rooms arriving together could all pass it (6 rooms
+	// with MaxRooms 5, in most runs of this test before the fix). Over
+	// sockets the requests rarely line up closely enough; calling the
+	// Host's ServeHTTP from many goroutines at once makes them.
+	t.Run("MaxRooms under simultaneous requests", func(t *testing.T) {
+		for round := range 30 {
+			var in, refused atomic.Int32
+			release := make(chan struct{})
+			h := party.Handler(func(r *party.Room) party.Server { return &holdRequest{in: &in, release: release} })
+			h.MaxRooms = 5
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range 400 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, httptest.NewRequest("GET", fmt.Sprint("/party/r", i), nil))
+					if rec.Code == http.StatusServiceUnavailable {
+						refused.Add(1)
+					}
+				}()
+			}
+			close(start)
+			eventually(t, "every request to be refused or in a room", func() bool { return in.Load()+refused.Load() == 400 })
+			n := in.Load()
+			close(release)
+			wg.Wait()
+			h.Shutdown(context.Background())
+			if n > 5 {
+				t.Fatalf("round %d: %d rooms open at once with MaxRooms 5", round, n)
+			}
+		}
+	})
 	t.Run("MaxConnectionsPerRoom", func(t *testing.T) {
 		var connects atomic.Int32
 		h := party.Handler(func(r *party.Room) party.Server {
@@ -897,6 +933,17 @@ func TestCaps(t *testing.T) {
 			return err == nil
 		})
 	})
+}
+
+// holdRequest answers HTTP requests once release is closed.
+type holdRequest struct {
+	in      *atomic.Int32
+	release chan struct{}
+}
+
+func (s *holdRequest) OnRequest(w http.ResponseWriter, r *http.Request) {
+	s.in.Add(1)
+	<-s.release
 }
 
 // ---- handler faults --------------------------------------------------------

@@ -147,14 +147,17 @@ func (h *Host) acquire(key roomKey, conn bool) (*Room, error) {
 	for {
 		v, ok := h.rooms.Load(key)
 		if !ok {
-			if h.MaxRooms > 0 && h.nrooms.Load() >= int64(h.MaxRooms) {
+			// Reserve the room's place before building it, so that
+			// concurrent requests for new rooms cannot pass MaxRooms.
+			if n := h.nrooms.Add(1); h.MaxRooms > 0 && n > int64(h.MaxRooms) {
+				h.nrooms.Add(-1)
 				return nil, &HTTPError{http.StatusServiceUnavailable, fmt.Sprintf("too many rooms (Host.MaxRooms is %d)", h.MaxRooms)}
 			}
 			nr := &Room{host: h, key: key, factory: factory, turn: make(turn, 1), set: make(map[string]*Connection)}
 			var loaded bool
 			v, loaded = h.rooms.LoadOrStore(key, nr)
-			if !loaded {
-				h.nrooms.Add(1)
+			if loaded {
+				h.nrooms.Add(-1) // another request built it first
 			}
 		}
 		r := v.(*Room)
