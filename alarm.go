@@ -13,22 +13,69 @@ type OnAlarmHandler interface {
 }
 
 // ErrRoomGone is returned when a room that has been dropped (idle, or by
-// Shutdown) is asked to do something that needs it live.
-var ErrRoomGone = errors.New("party: room is no longer live")
+// Shutdown), or has not started yet, is asked to do something that needs it
+// live.
+var ErrRoomGone = errors.New("party: room is not live")
 
 // SetAlarm sets the room's one alarm to go off at t, replacing any other
-// (PartyKit's room.storage.setAlarm). When it goes off, the alarm is cleared
-// and the Server's OnAlarm runs in the room's turn; OnAlarm may set the next
-// one. A time in the past goes off at once. While an alarm is set, the room
-// is not dropped for being idle. Safe to call from any goroutine.
+// (PartyKit's room.storage.setAlarm). The time is kept in the room's Storage,
+// so with a durable StorageProvider it survives a restart (see
+// [Host.ResumeAlarms]). When the alarm goes off, the Server's OnAlarm runs
+// in the room's turn; the alarm is cleared from Storage once OnAlarm returns,
+// unless OnAlarm set the next one (so an alarm interrupted by a crash fires
+// again after the restart). A time in the past goes off at once. While an
+// alarm is set, the room is not dropped for being idle. Safe to call from any
+// goroutine; it returns the Storage's error if the time could not be kept.
 func (r *Room) SetAlarm(t time.Time) error {
+	r.alarmMu.Lock()
+	defer r.alarmMu.Unlock()
+	st := r.Storage()
+	if st == nil || r.isDead() {
+		return ErrRoomGone
+	}
+	if err := st.SetAlarm(t); err != nil {
+		return err
+	}
+	return r.scheduleAlarm(t)
+}
+
+// GetAlarm returns the time the room's alarm is set for, and false if none is.
+func (r *Room) GetAlarm() (time.Time, bool) {
+	r.life.Lock()
+	defer r.life.Unlock()
+	return r.alarmAt, r.alarmTimer != nil
+}
+
+// DeleteAlarm clears the room's alarm, if one is set, from the room and from
+// its Storage.
+func (r *Room) DeleteAlarm() error {
+	r.alarmMu.Lock()
+	defer r.alarmMu.Unlock()
+	st := r.Storage()
+	if st == nil {
+		return ErrRoomGone
+	}
+	err := st.DeleteAlarm()
+	r.life.Lock()
+	defer r.life.Unlock()
+	r.clearAlarmLocked()
+	return err
+}
+
+// scheduleAlarm arms the room's timer for t. A set alarm holds a reference on
+// the room, so the room is not dropped while it waits.
+func (r *Room) scheduleAlarm(t time.Time) error {
 	r.life.Lock()
 	defer r.life.Unlock()
 	if r.dead {
 		return ErrRoomGone
 	}
 	if r.alarmTimer == nil {
-		r.refs++ // the alarm keeps the room live
+		r.refs++
+		if r.idleTimer != nil {
+			r.idleTimer.Stop()
+			r.idleTimer = nil
+		}
 	} else {
 		r.alarmTimer.Stop()
 	}
@@ -39,20 +86,6 @@ func (r *Room) SetAlarm(t time.Time) error {
 	return nil
 }
 
-// GetAlarm returns the time the room's alarm is set for, and false if none is.
-func (r *Room) GetAlarm() (time.Time, bool) {
-	r.life.Lock()
-	defer r.life.Unlock()
-	return r.alarmAt, r.alarmTimer != nil
-}
-
-// DeleteAlarm clears the room's alarm, if one is set.
-func (r *Room) DeleteAlarm() {
-	r.life.Lock()
-	defer r.life.Unlock()
-	r.clearAlarmLocked()
-}
-
 func (r *Room) clearAlarmLocked() {
 	if r.alarmTimer == nil {
 		return
@@ -60,6 +93,7 @@ func (r *Room) clearAlarmLocked() {
 	r.alarmTimer.Stop()
 	r.alarmTimer = nil
 	r.alarmAt = time.Time{}
+	r.alarmGen++
 	r.releaseLocked()
 }
 
@@ -68,7 +102,7 @@ func (r *Room) clearAlarmLocked() {
 func (r *Room) ring(gen uint64) {
 	h := r.host
 	if !h.enter() {
-		return // shutting down
+		return // shutting down; a durable alarm fires after the restart
 	}
 	defer h.leave()
 	if err := r.lock(); err != nil {
@@ -83,17 +117,51 @@ func (r *Room) ring(gen uint64) {
 	r.life.Lock()
 	current := r.alarmTimer != nil && r.alarmGen == gen
 	if current {
-		r.alarmTimer = nil
-		r.alarmAt = time.Time{} // the alarm's reference holds the room through OnAlarm
+		r.alarmTimer = nil // its reference holds the room through OnAlarm
+		r.alarmAt = time.Time{}
 	}
 	r.life.Unlock()
-	if current {
-		if on, ok := r.server.(OnAlarmHandler); ok {
-			_ = r.call("OnAlarm", nil, on.OnAlarm)
+	if !current {
+		r.unlock()
+		return
+	}
+	if on, ok := r.server.(OnAlarmHandler); ok {
+		_ = r.call("OnAlarm", nil, on.OnAlarm)
+	}
+	r.alarmMu.Lock()
+	r.life.Lock()
+	rearmed := r.alarmGen != gen
+	r.life.Unlock()
+	if !rearmed {
+		if err := r.store.DeleteAlarm(); err != nil {
+			h.logger().Error("party: clearing a fired alarm", "party", r.key.party, "room", r.key.id, "err", err)
 		}
 	}
+	r.alarmMu.Unlock()
 	r.unlock()
-	if current {
-		r.release(false) // the alarm's reference: the room may now go idle
+	r.release(false) // the alarm's reference: the room may now go idle
+}
+
+// ResumeAlarms wakes every room whose alarm is kept in the Host's Storage:
+// each is built and started (OnStart runs), and its alarm fires when due
+// (at once if the time has passed), with OnAlarm in the room's turn. Call it
+// once when the process starts, after setting Storage, so that alarms set
+// before a restart fire without waiting for a request. It returns the first
+// error met, after trying every room.
+func (h *Host) ResumeAlarms() error {
+	alarms, err := h.storage().Alarms()
+	for _, a := range alarms {
+		room, aerr := h.acquire(roomKey{a.Party, a.Room}, false)
+		if aerr == nil {
+			aerr = room.lock() // starting the room schedules its stored alarm
+			if aerr == nil {
+				room.unlock()
+			}
+			room.release(false)
+		}
+		if aerr != nil && err == nil {
+			err = aerr
+		}
 	}
+	return err
 }

@@ -238,9 +238,16 @@ type Host struct {
 	// slog.Default().
 	Logger *slog.Logger
 
-	parties map[string]func(*Room) Server
-	rooms   sync.Map // roomKey -> *Room
-	nrooms  atomic.Int64
+	// Storage gives each room its Storage ([Room.Storage]) and keeps room
+	// alarms. Nil means a MemoryStore of the Host's own: data survives a room
+	// being dropped and built again, not a restart. Use a [FileStore] for
+	// storage and alarms that survive restarts (and call ResumeAlarms).
+	Storage StorageProvider
+
+	memStore *MemoryStore // the default Storage, made on first use
+	parties  map[string]func(*Room) Server
+	rooms    sync.Map // roomKey -> *Room
+	nrooms   atomic.Int64
 
 	callMu  sync.Mutex // guards Room.waitingFor
 	mu      sync.Mutex // guards closing transitions and active
@@ -336,6 +343,18 @@ func (h *Host) enter() bool {
 }
 
 func (h *Host) leave() { h.active.Done() }
+
+func (h *Host) storage() StorageProvider {
+	if h.Storage != nil {
+		return h.Storage
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.memStore == nil {
+		h.memStore = NewMemoryStore()
+	}
+	return h.memStore
+}
 
 func (h *Host) logger() *slog.Logger {
 	if h.Logger != nil {

@@ -40,6 +40,8 @@ type Room struct {
 	alarmAt    time.Time
 	alarmTimer *time.Timer
 	alarmGen   uint64 // numbers alarms, so a replaced one that fires anyway is ignored
+	store      Storage
+	alarmMu    sync.Mutex // orders alarm changes in Storage and in the timer
 
 	// set holds the joined connections; snap is a copy for iteration,
 	// rebuilt after a change when somebody iterates.
@@ -77,6 +79,17 @@ func (r *Room) ID() string { return r.key.id }
 
 // Party returns the name of the room's party ("main" for the default one).
 func (r *Room) Party() string { return r.key.party }
+
+// Storage returns the room's key-value storage (PartyKit's room.storage),
+// from the Host's StorageProvider. It is opened before OnStart runs (a room
+// whose storage cannot be opened fails to start) and closed when the room is
+// dropped; its data outlives the room. Before the room has started, Storage
+// returns nil. Safe to call from any goroutine.
+func (r *Room) Storage() Storage {
+	r.life.Lock()
+	defer r.life.Unlock()
+	return r.store
+}
 
 // GetConnection returns the open connection with the given id, or nil.
 func (r *Room) GetConnection(id string) *Connection {
@@ -230,6 +243,11 @@ func (r *Room) dropLocked() {
 		r.alarmTimer.Stop()
 		r.alarmTimer = nil
 	}
+	if r.store != nil {
+		if err := r.store.Close(); err != nil {
+			r.host.logger().Error("party: closing a room's storage", "party", r.key.party, "room", r.key.id, "err", err)
+		}
+	}
 	if r.idleTimer != nil {
 		r.idleTimer.Stop()
 		r.idleTimer = nil
@@ -287,6 +305,20 @@ func (r *Room) start() (err error) {
 			err = fmt.Errorf("%w: OnStart: %v", ErrHandlerPanic, p)
 		}
 	}()
+	if r.Storage() == nil {
+		st, err := r.host.storage().Open(r.key.party, r.key.id)
+		if err != nil {
+			return fmt.Errorf("party: opening the room's storage: %w", err)
+		}
+		r.life.Lock()
+		r.store = st
+		r.life.Unlock()
+		if at, err := st.GetAlarm(); err == nil && !at.IsZero() {
+			r.alarmMu.Lock()
+			r.scheduleAlarm(at) // set before the room was last dropped, or before a restart
+			r.alarmMu.Unlock()
+		}
+	}
 	if r.server == nil {
 		s := r.factory(r)
 		r.server, r.handlers = s, discover(s)
