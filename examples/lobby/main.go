@@ -13,6 +13,7 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"flag"
 	"log"
 	"net/http"
@@ -58,10 +59,21 @@ func (s *Chat) report() {
 }
 
 // Lobby keeps the head count of every chat room and shows it to its
-// connections as a JSON object {"room": count}.
+// connections as a JSON object {"room": count}. The counts live in the
+// lobby's Storage too, so they outlive the lobby room itself, which is
+// dropped when nobody has watched it for a while.
 type Lobby struct {
 	room   *party.Room
 	counts map[string]int
+}
+
+func (l *Lobby) OnStart() error {
+	l.counts = map[string]int{}
+	err := party.GetJSON(l.room.Storage(), "counts", &l.counts)
+	if errors.Is(err, party.ErrKeyNotFound) {
+		return nil
+	}
+	return err
 }
 
 func (l *Lobby) set(room string, n int) {
@@ -69,6 +81,9 @@ func (l *Lobby) set(room string, n int) {
 		delete(l.counts, room)
 	} else {
 		l.counts[room] = n
+	}
+	if err := party.PutJSON(l.room.Storage(), "counts", l.counts); err != nil {
+		log.Printf("lobby: saving counts: %v", err)
 	}
 	l.room.Broadcast(l.snapshot())
 }
@@ -91,7 +106,7 @@ func main() {
 	flag.Parse()
 
 	h := party.Handler(func(r *party.Room) party.Server { return &Chat{room: r} })
-	h.Party("lobby", func(r *party.Room) party.Server { return &Lobby{room: r, counts: map[string]int{}} })
+	h.Party("lobby", func(r *party.Room) party.Server { return &Lobby{room: r} })
 
 	mux := http.NewServeMux()
 	mux.Handle("/parties/", h)

@@ -16,7 +16,8 @@ import (
 // The lobby's live counts follow people into and out of chat rooms.
 func TestLobbyCounts(t *testing.T) {
 	h := party.Handler(func(r *party.Room) party.Server { return &Chat{room: r} })
-	h.Party("lobby", func(r *party.Room) party.Server { return &Lobby{room: r, counts: map[string]int{}} })
+	h.Party("lobby", func(r *party.Room) party.Server { return &Lobby{room: r} })
+	h.IdleTimeout = -1 // rooms, the lobby too, are dropped as soon as nobody uses them
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	defer h.Shutdown(context.Background())
@@ -53,6 +54,23 @@ func TestLobbyCounts(t *testing.T) {
 	expect(`{"garden":1}`)
 	c.Close(websocket.StatusNormalClosure, "")
 	expect(`{}`)
+
+	// The lobby room itself is dropped when idle; its counts are not.
+	lobby.Close(websocket.StatusNormalClosure, "")
+	d := dial("/parties/main/porch?_pk=d")
+	defer d.CloseNow()
+	for reported := false; !reported; time.Sleep(time.Millisecond) { // wait for d's report
+		h.Call(ctx, "lobby", "main", func(s party.Server) error {
+			reported = s.(*Lobby).counts["porch"] == 1
+			return nil
+		})
+	}
+	for h.Room("lobby", "main") != nil {
+		time.Sleep(time.Millisecond)
+	}
+	lobby = dial("/parties/lobby/main") // a new Lobby, built from its Storage
+	defer lobby.CloseNow()
+	expect(`{"porch":1}`)
 
 	resp, err := http.Get(srv.URL + "/parties/lobby/main")
 	if err != nil || resp.StatusCode != 200 {
