@@ -1,0 +1,80 @@
+// Command chat is the PartyKit guide's broadcast chat, served with its own
+// web page.
+//
+//	go run ./examples/chat
+//
+// Then open http://localhost:1999/?room=lobby in two tabs and talk. The room
+// is named in the page's URL (?room=NAME, "lobby" if absent; ?name=NAME picks
+// your name): tabs on the same ?room= share it, other rooms never see it. The
+// page's script (chat.js) is a few lines over the browser's plain WebSocket,
+// connected to /party/{room}; partysocket clients reach the same rooms at
+// /parties/main/{room}.
+package main
+
+import (
+	"context"
+	"embed"
+	"flag"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"party"
+)
+
+// Chat is the PartyKit guide's broadcast server: a welcome for the joiner, a
+// notice to the others, every message to everyone but its sender.
+type Chat struct{ room *party.Room }
+
+func (s *Chat) OnConnect(c *party.Connection, r *http.Request) {
+	c.Send(party.Text("Welcome, " + c.ID()))
+	s.room.Broadcast(party.Text("Heads up! "+c.ID()+" joined the party!"), c.ID())
+}
+
+func (s *Chat) OnMessage(msg party.Message, sender *party.Connection) {
+	s.room.Broadcast(msg, sender.ID())
+}
+
+func (s *Chat) OnClose(c *party.Connection) {
+	s.room.Broadcast(party.Text("So sad! " + c.ID() + " left the party!"))
+}
+
+//go:embed index.html chat.js
+var static embed.FS
+
+// newMux serves the page and mounts h on both URL forms.
+func newMux(h *party.Host) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/party/", h)                   // the guide's URLs: /party/{room} (the page uses these)
+	mux.Handle("/parties/", h)                 // partysocket's URLs: /parties/main/{room}
+	mux.Handle("/", http.FileServerFS(static)) // index.html and chat.js
+	return mux
+}
+
+func main() {
+	addr := flag.String("addr", "localhost:1999", "address to listen on")
+	flag.Parse()
+
+	h := party.Handler(func(r *party.Room) party.Server { return &Chat{room: r} })
+	srv := &http.Server{Handler: newMux(h)}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("chat: open http://%s/?room=lobby in two tabs", ln.Addr())
+	go srv.Serve(ln)
+
+	// On Ctrl-C (or SIGTERM): stop accepting, then close every WebSocket with
+	// 1012 (service restart), which tells clients to reconnect.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	<-ctx.Done()
+	stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(ctx)
+	h.Shutdown(ctx)
+}
