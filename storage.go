@@ -42,7 +42,9 @@ type Storage interface {
 	Write(b *Batch) error
 
 	// List returns the entries selected by opts in key order (byte-wise,
-	// as Go compares strings), ascending, or descending if opts.Reverse.
+	// as Go compares strings), ascending, or descending if opts.Reverse;
+	// nil if none is. The result is a snapshot: later writes do not change
+	// it.
 	List(opts ListOptions) ([]KeyValue, error)
 
 	// DeleteAll removes every key. It leaves the alarm alone (as Durable
