@@ -13,9 +13,9 @@
 //	a  fan-out: 1 room x 1,000 clients, 10 senders x 100 messages of 64 B, as
 //	   fast as possible (each sender keeps at most -window messages not yet
 //	   delivered to the whole room, so no server's send buffer overflows)
-//	b  latency: the same room at a fixed 50 messages/s in (50,000 deliveries/s
-//	   out); on 2 cores shared with the load generator, 200 messages/s in
-//	   already saturates the machine (try -b-rate 200)
+//	b  latency: the same room at fixed offered rates, 50 and 200 messages/s in
+//	   (50,000 and 200,000 deliveries/s out); on 2 cores shared with the load
+//	   generator, 50/s is well below saturation and 200/s is near it
 //	c  many rooms: 10,000 clients in 1,000 rooms of 10, every client sending,
 //	   2,000 messages/s in over all rooms (18,000 deliveries/s out)
 //	d  memory: 19,000 idle connections in rooms of 10, from 2 load processes
@@ -34,6 +34,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -58,7 +59,7 @@ type scenario struct {
 	args  []string
 }
 
-func scenarios(scale float64, dur time.Duration, window, hardFiles int, bRate, cRate float64) []scenario {
+func scenarios(scale float64, dur time.Duration, window, hardFiles int, bRates []float64, cRate float64) []scenario {
 	n := func(v int, min int) int {
 		return max(int(float64(v)*scale+0.5), min)
 	}
@@ -79,23 +80,28 @@ func scenarios(scale float64, dur time.Duration, window, hardFiles int, bRate, c
 	itoa := strconv.Itoa
 	ftoa := func(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 	cRate = max(cRate*scale, 1)
-	return []scenario{
+	list := []scenario{
 		{"a", fmt.Sprintf("(a) fan-out: 1 room x %d clients, %d senders x 100 msgs of 64 B, max rate", aClients, senders), []string{
 			"-clients", itoa(aClients), "-rooms", "1", "-senders", itoa(senders), "-messages", "100", "-size", "64",
 			"-window", itoa(window)}},
-		{"b", fmt.Sprintf("(b) latency: 1 room x %d clients, %d senders, %g msgs/s in, %.0f s", aClients, senders, bRate, secs), []string{
+	}
+	for _, bRate := range bRates {
+		list = append(list, scenario{"b@" + ftoa(bRate), fmt.Sprintf("(b) latency: 1 room x %d clients, %d senders, %g msgs/s in (%s deliveries/s out), %.0f s",
+			aClients, senders, bRate, group(int64(bRate*float64(aClients-1))), secs), []string{
 			"-clients", itoa(aClients), "-rooms", "1", "-senders", itoa(senders), "-size", "64",
-			"-rate", ftoa(bRate), "-messages", itoa(max(int(bRate*secs)/senders, 1))}},
-		{"c", fmt.Sprintf("(c) many rooms: %d clients in %d rooms of 10, all sending, %g msgs/s in, %.0f s", cClients, cRooms, cRate, secs), []string{
+			"-rate", ftoa(bRate), "-messages", itoa(max(int(bRate*secs)/senders, 1))}})
+	}
+	return append(list,
+		scenario{"c", fmt.Sprintf("(c) many rooms: %d clients in %d rooms of 10, all sending, %g msgs/s in, %.0f s", cClients, cRooms, cRate, secs), []string{
 			"-clients", itoa(cClients), "-rooms", itoa(cRooms), "-senders", itoa(cClients), "-size", "64",
 			"-rate", ftoa(cRate), "-messages", itoa(max(int(cRate*secs/float64(cClients)+0.5), 1))}},
-		{"d", fmt.Sprintf("(d) memory: %d idle connections in rooms of 10, from %d load process(es)", dClients, dProcs), []string{
+		scenario{"d", fmt.Sprintf("(d) memory: %d idle connections in rooms of 10, from %d load process(es)", dClients, dProcs), []string{
 			"-clients", itoa(dClients), "-rooms", itoa(max(dClients/10, 1)), "-senders", "0", "-messages", "0",
 			"-procs", itoa(dProcs), "-settle", "3s", "-gc"}},
-		{"e", fmt.Sprintf("(e) churn: %d connections (connect, welcome, close), 16 at a time, 10 rooms x 10 residents", eChurn), []string{
+		scenario{"e", fmt.Sprintf("(e) churn: %d connections (connect, welcome, close), 16 at a time, 10 rooms x 10 residents", eChurn), []string{
 			"-clients", "100", "-rooms", "10", "-senders", "0", "-messages", "0",
 			"-churn", itoa(eChurn), "-churn-workers", "16"}},
-	}
+	)
 }
 
 // result is the part of cmd/load's JSON line that the table uses.
@@ -148,7 +154,7 @@ func main() {
 	scale := flag.Float64("scale", 1, "multiply client, message and churn counts (e.g. 0.02 for a smoke run)")
 	dur := flag.Duration("duration", 10*time.Second, "length of the fixed-rate scenarios b and c")
 	window := flag.Int("window", 20, "scenario a: messages per sender not yet delivered to the whole room")
-	bRate := flag.Float64("b-rate", 50, "scenario b: messages/s in (x room size - 1 deliveries/s out)")
+	bRatesFlag := flag.String("b-rates", "50,200", "scenario b: offered rates in messages/s in (x room size - 1 deliveries/s out), comma-separated")
 	cRate := flag.Float64("c-rate", 2000, "scenario c: messages/s in over all rooms, at -scale 1")
 	rounds := flag.Int("rounds", 1, "run everything this many times; the table shows medians")
 	addr := flag.String("addr", "127.0.0.1:18080", "address the servers listen on")
@@ -169,7 +175,24 @@ func main() {
 	}
 
 	hard := raiseFileLimit()
+	// Stopped by a signal, exit through os.Exit so that the servers and
+	// load generators started get their parent-death SIGKILL.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		log.Printf("stopped by %v", s)
+		os.Exit(1)
+	}()
 	servers := strings.Split(*serversFlag, ",")
+	var bRates []float64
+	for _, f := range strings.Split(*bRatesFlag, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || v <= 0 {
+			log.Fatalf("-b-rates: bad rate %q", f)
+		}
+		bRates = append(bRates, v)
+	}
 	want := map[string]bool{}
 	for _, s := range strings.Split(*only, ",") {
 		want[strings.TrimSpace(s)] = true
@@ -201,8 +224,8 @@ func main() {
 	defer jsonl.Close()
 	var results []result
 	for round := 1; round <= *rounds; round++ {
-		for _, sc := range scenarios(*scale, *dur, *window, hard, *bRate, *cRate) {
-			if !want[sc.key] {
+		for _, sc := range scenarios(*scale, *dur, *window, hard, bRates, *cRate) {
+			if !want[strings.Split(sc.key, "@")[0]] {
 				continue
 			}
 			for _, srv := range servers {
@@ -265,6 +288,7 @@ func runOne(bin, srv string, sc scenario, addr, outDir string) (result, []byte, 
 	}
 	server := exec.Command(filepath.Join(bin, srv), "-addr", addr)
 	server.Stdout, server.Stderr = logf, logf
+	server.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive compare
 	if err := server.Start(); err != nil {
 		return r, nil, err
 	}
@@ -275,6 +299,7 @@ func runOne(bin, srv string, sc scenario, addr, outDir string) (result, []byte, 
 	args := append([]string{"-url", "ws://" + addr + "/parties/main/", "-pid", strconv.Itoa(server.Process.Pid)}, sc.args...)
 	load := exec.Command(filepath.Join(bin, "load"), args...)
 	load.Stderr = logf
+	load.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := load.Output()
 	if err != nil {
 		return r, nil, fmt.Errorf("load %s: %v (see %s)", strings.Join(args, " "), err, logf.Name())

@@ -159,6 +159,7 @@ func main() {
 	settle := flag.Duration("settle", time.Second, "pause after connecting, before measuring and sending")
 	gc := flag.Bool("gc", false, "after measuring connected RSS, also force a GC in the server (POST /debug/gc) and measure again")
 	label := flag.String("label", "", "label copied into the report")
+	hold := flag.Duration("hold", 0, "keep the connections open this long after the report (to profile the server)")
 	child := flag.Bool("child", false, "internal: run as a part, config on stdin")
 	flag.Parse()
 	log.SetFlags(0)
@@ -310,12 +311,12 @@ func main() {
 		churn.NoticesMissed = churn.NoticesExp - churn.JoinsSeen - churn.LeavesSeen
 		rep.Churn = &churn
 	}
+	out, _ := json.Marshal(rep)
+	fmt.Println(string(out))
+	time.Sleep(*hold)
 	for _, pt := range parts {
 		pt.in.Close()
 	}
-
-	out, _ := json.Marshal(rep)
-	fmt.Println(string(out))
 	for _, pt := range parts {
 		pt.wait()
 	}
@@ -386,6 +387,7 @@ func startParts(cfg config) ([]*partHandle, error) {
 		c.Part = i
 		cmd := exec.Command(exe, "-child")
 		cmd.Stderr = os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the parent
 		in, err := cmd.StdinPipe()
 		if err != nil {
 			return nil, err
