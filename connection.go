@@ -58,6 +58,7 @@ type Connection struct {
 	code         StatusCode
 	reason       string
 	err          error // why the connection failed, for OnError
+	writeFailed  bool  // code, reason and err come from a failed write: the read loop's account replaces them
 	state        any
 
 	closing    atomic.Bool // no more Sends
@@ -197,6 +198,17 @@ func (c *Connection) setClosingLocked(code StatusCode, reason string, err error)
 	return true
 }
 
+// setReadStatusLocked records the status found by the read loop, replacing
+// one set by a write that failed because of it.
+func (c *Connection) setReadStatusLocked(code StatusCode, reason string, err error) bool {
+	if c.writeFailed {
+		c.writeFailed = false
+		c.code, c.reason, c.err = code, truncateReason(reason), err
+		return true
+	}
+	return c.setClosingLocked(code, reason, err)
+}
+
 func (c *Connection) isClosing() bool { return c.closing.Load() }
 
 // failure returns why the connection failed, or nil if it closed cleanly.
@@ -274,8 +286,13 @@ func (c *Connection) writeLoop() {
 		c.spare = batch[:0]
 		if err != nil {
 			c.writing = false
+			// A write also fails when the read loop has just answered the
+			// client's close frame (or sent 1009): that status, which the
+			// read loop records next, is the true one.
+			first := c.setClosingLocked(StatusAbnormalClosure, "write failed", err)
+			c.writeFailed = first
 			c.mu.Unlock()
-			if !c.isClosing() {
+			if first {
 				c.abort(StatusAbnormalClosure, "write failed", err)
 			} else {
 				c.ws.CloseNow()
@@ -329,7 +346,7 @@ func (c *Connection) readFailed(err error) {
 		// The client's close frame; coder/websocket has answered it with the
 		// same code and reason.
 		c.mu.Lock()
-		if c.setClosingLocked(StatusCode(ce.Code), ce.Reason, nil) && ce.Code == websocket.StatusNoStatusRcvd {
+		if c.setReadStatusLocked(StatusCode(ce.Code), ce.Reason, nil) && ce.Code == websocket.StatusNoStatusRcvd {
 			c.code = StatusNoStatus
 		}
 		c.mu.Unlock()
@@ -337,7 +354,7 @@ func (c *Connection) readFailed(err error) {
 		// coder/websocket has sent the 1009 close frame; Close drains the
 		// rest of the message and waits for the client's answer.
 		c.mu.Lock()
-		c.setClosingLocked(StatusMessageTooBig, "message too big", err)
+		c.setReadStatusLocked(StatusMessageTooBig, "message too big", err)
 		c.mu.Unlock()
 		c.ws.Close(websocket.StatusMessageTooBig, "message too big")
 	default:

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"runtime"
 	"strings"
 	"sync"
@@ -1449,4 +1450,94 @@ func TestShutdownUnderLoad(t *testing.T) {
 		nclients, took.Round(time.Millisecond), handled.Load(), total)
 	srv.Close()
 	checkGoroutines(t, before)
+}
+
+// ---- a close that crosses pending writes -------------------------------------
+
+// Regression: a client that sends messages and closes at once has its close
+// code reach OnClose, not "1006 write failed". The server's echoes were
+// still being written when coder/websocket answered the close frame; the
+// next write failed, and that failure was recorded as the connection's
+// status first (in about 1 run in 8), with a spurious OnError. The same went
+// for a message over the read limit (1009) arriving behind others.
+func TestCloseStatusWhileWriting(t *testing.T) {
+	var closes sync.Map
+	var errs events
+	h := party.Handler(func(*party.Room) party.Server {
+		return &probe{
+			message: func(m party.Message, c *party.Connection) { c.Send(m) },
+			close: func(c *party.Connection) {
+				code, reason := c.CloseStatus()
+				closes.Store(c.ID(), fmt.Sprint(code, " ", reason))
+			},
+			error: func(c *party.Connection, err error) { errs.add(c.ID() + ": " + err.Error()) },
+		}
+	})
+	h.ReadLimit = 1024
+	_, srv := serve(t, h)
+	tests := []struct {
+		name    string
+		last    []byte // the frame after 20 messages
+		want    string
+		wantErr string // what OnError must see, if anything
+	}{
+		{"client close", appendFrame(nil, true, opClose, closePayload(4001, "bye")), "4001 bye", ""},
+		{"over the read limit", appendFrame(nil, true, opBinary, make([]byte, 2048)), "1009 message too big", "message too big"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wrong := map[string]int{}
+			const runs = 200
+			for i := range runs {
+				id := fmt.Sprint(tt.name, i)
+				c, err := rawDial(srv.Listener.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := c.upgrade("/party/crossing?_pk=" + url.QueryEscape(id)); err != nil {
+					t.Fatal(err)
+				}
+				var program []byte
+				for range 20 {
+					program = appendFrame(program, true, opText, []byte("a message to echo"))
+				}
+				c.Write(append(program, tt.last...))
+				go func() { // read, answer the server's close, until the end
+					c.SetDeadline(time.Now().Add(10 * time.Second))
+					for {
+						_, op, p, err := c.readFrame()
+						if err != nil {
+							c.Close()
+							return
+						}
+						if op == opClose {
+							c.writeFrame(true, opClose, p)
+						}
+					}
+				}()
+				deadline := time.Now().Add(10 * time.Second)
+				for {
+					if v, ok := closes.Load(id); ok {
+						if v != tt.want {
+							wrong[v.(string)]++
+						}
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("%s: OnClose did not run", id)
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
+			if len(wrong) > 0 {
+				t.Errorf("OnClose saw %v in %d runs, want %q every time", wrong, runs, tt.want)
+			}
+			for _, e := range errs.list() {
+				if strings.HasPrefix(e, tt.name) && (tt.wantErr == "" || !strings.Contains(e, tt.wantErr)) {
+					t.Errorf("OnError saw %q", e)
+					break
+				}
+			}
+		})
+	}
 }
