@@ -29,7 +29,7 @@ var ErrRoomGone = errors.New("party: room is not live")
 func (r *Room) SetAlarm(t time.Time) error {
 	r.alarmMu.Lock()
 	defer r.alarmMu.Unlock()
-	st := r.Storage()
+	st := r.rawStorage()
 	if st == nil || r.isDead() {
 		return ErrRoomGone
 	}
@@ -51,7 +51,7 @@ func (r *Room) GetAlarm() (time.Time, bool) {
 func (r *Room) DeleteAlarm() error {
 	r.alarmMu.Lock()
 	defer r.alarmMu.Unlock()
-	st := r.Storage()
+	st := r.rawStorage()
 	if st == nil {
 		return ErrRoomGone
 	}
@@ -60,6 +60,12 @@ func (r *Room) DeleteAlarm() error {
 	defer r.life.Unlock()
 	r.clearAlarmLocked()
 	return err
+}
+
+func (r *Room) rawStorage() Storage {
+	r.life.Lock()
+	defer r.life.Unlock()
+	return r.store
 }
 
 // scheduleAlarm arms the room's timer for t. A set alarm holds a reference on

@@ -39,9 +39,10 @@ type Room struct {
 	// The room's one alarm (see SetAlarm); a set alarm holds a reference.
 	alarmAt    time.Time
 	alarmTimer *time.Timer
-	alarmGen   uint64 // numbers alarms, so a replaced one that fires anyway is ignored
-	store      Storage
-	alarmMu    sync.Mutex // orders alarm changes in Storage and in the timer
+	alarmGen   uint64       // numbers alarms, so a replaced one that fires anyway is ignored
+	store      Storage      // the handle from the StorageProvider
+	storeView  *roomStorage // what Storage returns
+	alarmMu    sync.Mutex   // orders alarm changes in Storage and in the timer
 
 	// set holds the joined connections; snap is a copy for iteration,
 	// rebuilt after a change when somebody iterates.
@@ -85,10 +86,36 @@ func (r *Room) Party() string { return r.key.party }
 // whose storage cannot be opened fails to start) and closed when the room is
 // dropped; its data outlives the room. Before the room has started, Storage
 // returns nil. Safe to call from any goroutine.
+//
+// The returned Storage's SetAlarm and DeleteAlarm are the room's (they arm
+// and disarm its timer, like [Room.SetAlarm]); its Close returns an error,
+// since the room owns the handle.
 func (r *Room) Storage() Storage {
 	r.life.Lock()
 	defer r.life.Unlock()
-	return r.store
+	if r.store == nil {
+		return nil
+	}
+	return r.storeView
+}
+
+// roomStorage is the view of a room's Storage handed to its Server.
+type roomStorage struct {
+	Storage
+	room *Room
+}
+
+func (s *roomStorage) SetAlarm(t time.Time) error {
+	if t.IsZero() {
+		return s.room.DeleteAlarm()
+	}
+	return s.room.SetAlarm(t)
+}
+
+func (s *roomStorage) DeleteAlarm() error { return s.room.DeleteAlarm() }
+
+func (s *roomStorage) Close() error {
+	return errors.New("party: a room's Storage is closed by the Host when it drops the room")
 }
 
 // GetConnection returns the open connection with the given id, or nil.
@@ -305,13 +332,13 @@ func (r *Room) start() (err error) {
 			err = fmt.Errorf("%w: OnStart: %v", ErrHandlerPanic, p)
 		}
 	}()
-	if r.Storage() == nil {
+	if r.rawStorage() == nil {
 		st, err := r.host.storage().Open(r.key.party, r.key.id)
 		if err != nil {
 			return fmt.Errorf("party: opening the room's storage: %w", err)
 		}
 		r.life.Lock()
-		r.store = st
+		r.store, r.storeView = st, &roomStorage{Storage: st, room: r}
 		r.life.Unlock()
 		if at, err := st.GetAlarm(); err == nil && !at.IsZero() {
 			r.alarmMu.Lock()

@@ -140,3 +140,22 @@ func TestDurableAlarmAfterRestart(t *testing.T) {
 	}
 	eventually(t, "the room to be dropped after its alarm", func() bool { return h2.Room("main", "wake") == nil })
 }
+
+// Alarms set through the room's Storage are the room's alarms: they fire.
+func TestAlarmThroughStorage(t *testing.T) {
+	ev := &events{}
+	h := newTallyHost(nil, ev)
+	serve(t, h)
+	var st party.Storage
+	err := h.Call(context.Background(), "main", "via-storage", func(s party.Server) error {
+		st = s.(*tally).room.Storage()
+		return st.SetAlarm(time.Now().Add(20 * time.Millisecond))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the alarm set through Storage to fire", func() bool { return ev.has("alarm via-storage count=0") })
+	if err := st.Close(); err == nil {
+		t.Error("a Server could close its room's Storage")
+	}
+}
