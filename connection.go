@@ -3,6 +3,7 @@ package party
 import (
 	"context"
 	"errors"
+	"io"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -46,6 +47,7 @@ type Connection struct {
 	tags []string
 	room *Room
 	ws   *websocket.Conn
+	sock *socket
 
 	mu           sync.Mutex
 	queue        []Message // accepted, not yet taken by the writer
@@ -311,6 +313,9 @@ func (c *Connection) readLoop() {
 		c.reading.Store(true)
 		typ, data, err := c.ws.Read(context.Background())
 		c.reading.Store(false)
+		if err == nil && c.sock.failed.Load() {
+			err = io.ErrUnexpectedEOF // the message was cut short (see socket)
+		}
 		if err != nil {
 			c.readFailed(err)
 			return

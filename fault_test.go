@@ -2,6 +2,7 @@ package party_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -274,6 +275,16 @@ func (s *echo) OnClose(c *party.Connection) {
 	}
 }
 
+// joined waits until room has n connections: a client's handshake completes
+// before its connection joins the room.
+func joined(t *testing.T, h *party.Host, room string, n int) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%d connections in room %s", n, room), func() bool {
+		r := h.Room("main", room)
+		return r != nil && r.ConnectionCount() == n
+	})
+}
+
 // roundTripOK checks that c still gets its own messages back.
 func roundTripOK(t *testing.T, c *client, what string) {
 	t.Helper()
@@ -523,6 +534,7 @@ func TestVanishedClient(t *testing.T) {
 			ghost := dial(t, "ws://"+p.ln.Addr().String()+"/party/v?_pk=ghost")
 			defer ghost.conn.CloseNow()
 			gr := startReader(ghost.conn) // answers pings until the cut
+			joined(t, h, "v", 3)
 			ghost.send("hello")
 			for _, r := range append(readers, gr) {
 				r.expect(t, "hello")
@@ -1109,6 +1121,7 @@ func TestPanicInEachHandler(t *testing.T) {
 		c := dial(t, ws+"/party/OnMessage?_pk=victim")
 		defer c.close()
 		vr := startReader(c.conn)
+		joined(t, h, "OnMessage", 2)
 		c.send("boom")
 		c.send("after")
 		vr.expect(t, "after") // the victim's connection stays open
@@ -1131,6 +1144,7 @@ func TestPanicInEachHandler(t *testing.T) {
 		br.expect(t, "works")
 		again := dial(t, ws+"/party/OnClose?_pk=victim") // the room takes new connections
 		defer again.close()
+		joined(t, h, "OnClose", 2)
 		again.send("again")
 		br.expect(t, "again")
 	})
@@ -1537,6 +1551,73 @@ func TestCloseStatusWhileWriting(t *testing.T) {
 					t.Errorf("OnError saw %q", e)
 					break
 				}
+			}
+		})
+	}
+}
+
+// ---- a message cut short by the end of the stream ------------------------------
+
+// Regression: a message whose connection ends inside it is not handed to
+// OnMessage. coder/websocket's reader turns the io.EOF met at a frame
+// boundary (or before the first byte of a frame's payload) into the end of
+// the message, so a client that sent one fragment, or one frame header, and
+// then disconnected had a truncated message (or an empty one) delivered as
+// if complete.
+func TestTruncatedMessageIsNotDelivered(t *testing.T) {
+	var sink events
+	var closes sync.Map
+	h := party.Handler(func(*party.Room) party.Server {
+		return &probe{
+			message: func(m party.Message, c *party.Connection) { sink.add(c.ID() + ": " + m.String()) },
+			close: func(c *party.Connection) {
+				code, reason := c.CloseStatus()
+				closes.Store(c.ID(), fmt.Sprint(code, " ", reason))
+			},
+		}
+	})
+	_, srv := serve(t, h)
+	header := func(fin bool, op byte, claimed int) []byte { // a frame header whose payload never comes
+		f := appendFrame(nil, fin, op, make([]byte, claimed))
+		return f[:len(f)-claimed]
+	}
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	complete := appendFrame(nil, true, opText, []byte("complete"))
+	tests := []struct {
+		name    string
+		program []byte
+	}{
+		{"a fragment, then the end", cat(complete, appendFrame(nil, false, opText, []byte(`{"partial": tr`)))},
+		{"a fragment, then a header", cat(complete, appendFrame(nil, false, opText, []byte(`{"partial": tr`)), header(true, opCont, 10))},
+		{"a fragment, then a ping header", cat(complete, appendFrame(nil, false, opText, []byte(`{"partial": tr`)), header(true, opPing, 4))},
+		{"a header only", cat(complete, header(true, opText, 10))},
+		{"a binary header only", cat(complete, header(true, opBinary, 300))},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := fmt.Sprint("t", i)
+			c, err := rawDial(srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := c.upgrade("/party/cut?_pk=" + id); err != nil {
+				t.Fatal(err)
+			}
+			c.Write(tt.program)
+			c.Conn.(*net.TCPConn).CloseWrite()
+			eventually(t, "OnClose", func() bool { _, ok := closes.Load(id); return ok })
+			if v, _ := closes.Load(id); v != "1006 " {
+				t.Errorf("OnClose saw %q, want 1006", v)
+			}
+			var got []string
+			for _, e := range sink.list() {
+				if strings.HasPrefix(e, id+": ") {
+					got = append(got, strings.TrimPrefix(e, id+": "))
+				}
+			}
+			if len(got) != 1 || got[0] != "complete" {
+				t.Errorf("OnMessage saw %q, want only the complete message", got)
 			}
 		})
 	}

@@ -13,6 +13,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -105,7 +106,8 @@ func (h *Host) serveWebSocket(w http.ResponseWriter, r *http.Request, key roomKe
 		return
 	}
 
-	ws, err := websocket.Accept(&smallBuffers{ResponseWriter: w}, r, &websocket.AcceptOptions{
+	sb := &smallBuffers{ResponseWriter: w}
+	ws, err := websocket.Accept(sb, r, &websocket.AcceptOptions{
 		Subprotocols:       h.Subprotocols,
 		InsecureSkipVerify: true, // checkOrigin did it, with a clearer refusal
 	})
@@ -114,7 +116,7 @@ func (h *Host) serveWebSocket(w http.ResponseWriter, r *http.Request, key roomKe
 		return // Accept has answered
 	}
 	ws.SetReadLimit(h.readLimit())
-	c := &Connection{id: id, uri: requestURI(r), room: room, ws: ws, tags: []string{id}}
+	c := &Connection{id: id, uri: requestURI(r), room: room, ws: ws, sock: sb.sock, tags: []string{id}}
 	c.lastActive.Store(time.Now().UnixNano())
 
 	if err := room.lock(); err != nil {
@@ -161,6 +163,26 @@ const (
 // ones net/http hands over with the hijacked connection.
 type smallBuffers struct {
 	http.ResponseWriter
+	sock *socket // the hijacked connection
+}
+
+// socket is a hijacked connection that remembers whether a read from it
+// failed. coder/websocket's reader takes the io.EOF met at a frame boundary,
+// or before the first byte of a payload, for the end of the message: a
+// message whose client vanished inside it comes out as complete. The read
+// loop asks the socket before handing a message over (a complete message
+// never needs a read past its last byte).
+type socket struct {
+	net.Conn
+	failed atomic.Bool
+}
+
+func (s *socket) Read(p []byte) (int, error) {
+	n, err := s.Conn.Read(p)
+	if err != nil {
+		s.failed.Store(true)
+	}
+	return n, err
 }
 
 func (w *smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
@@ -170,10 +192,12 @@ func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if !ok {
 		return nil, nil, errors.New("party: the http.ResponseWriter cannot be hijacked")
 	}
-	conn, brw, err := hj.Hijack()
+	hijacked, brw, err := hj.Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
+	conn := &socket{Conn: hijacked}
+	w.sock = conn
 	br := bufio.NewReaderSize(conn, connReadBuffer)
 	if n := brw.Reader.Buffered(); n > 0 {
 		// The client spoke right after its handshake. Accept keeps only
