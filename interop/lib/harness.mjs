@@ -13,7 +13,11 @@ import WS from "ws";
 export const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 
 const binDir = mkdtempSync(path.join(tmpdir(), "party-interop-"));
-process.on("exit", () => rmSync(binDir, { recursive: true, force: true }));
+const running = new Set(); // server processes to kill if a failed test leaves one behind
+process.on("exit", () => {
+  for (const proc of running) proc.kill("SIGKILL");
+  rmSync(binDir, { recursive: true, force: true });
+});
 
 /** Builds a main package of the repository (e.g. "./interop/server") once per process and returns the binary's path. */
 export function buildGo(pkg) {
@@ -64,7 +68,13 @@ export class GoServer {
       stdio: ["ignore", "pipe", "pipe"],
     });
     this.proc = proc;
-    this.exited = new Promise((resolve) => proc.once("exit", (code, signal) => resolve({ code, signal })));
+    running.add(proc);
+    this.exited = new Promise((resolve) =>
+      proc.once("exit", (code, signal) => {
+        running.delete(proc);
+        resolve({ code, signal });
+      }),
+    );
     const onData = (chunk) => {
       this.log += chunk;
     };
