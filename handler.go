@@ -230,10 +230,19 @@ func (r *Room) join(c *Connection, req *http.Request) bool {
 			}
 		}
 	}
-	if old := r.add(c); old != nil {
+	// An older connection with the same id leaves before c joins, as if it
+	// had closed before c arrived: its OnClose (the guide's "left" notice)
+	// does not reach c ahead of c's welcome. A reconnecting client then sees
+	// the same thing whether or not the server noticed its old socket die
+	// first.
+	r.setMu.RLock()
+	old := r.set[c.id]
+	r.setMu.RUnlock()
+	if old != nil {
 		old.Close(StatusReplaced, "replaced by a newer connection with the same id")
 		r.leave(old)
 	}
+	r.add(c)
 	if r.host.closing.Load() {
 		c.Close(StatusServiceRestart, "server shutting down")
 	}
