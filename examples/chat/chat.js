@@ -22,14 +22,16 @@ function status(state, text) {
 }
 
 // The connection id (_pk) is our name: the server's welcome and join/leave
-// notices use it. Reconnect a second after any close.
+// notices use it. Reconnect a second after a close, unless another tab took
+// our name (4409: replaced by a newer connection with the same id).
 let ws;
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   ws = new WebSocket(`${scheme}://${location.host}/party/${encodeURIComponent(room)}?_pk=${encodeURIComponent(name)}`);
   ws.onopen = () => status("open", "connected");
   ws.onmessage = (e) => show(e.data, /^(Welcome,|Heads up!|So sad!) /.test(e.data) ? "notice" : "");
-  ws.onclose = () => {
+  ws.onclose = (e) => {
+    if (e.code === 4409) return status("closed", `${name} joined from another tab`);
     status("closed", "disconnected, retrying…");
     setTimeout(connect, 1000);
   };

@@ -74,47 +74,65 @@ async function expectMessages(page, want, what) {
 test("chat in Chromium: two pages in one room talk, a page in another room sees nothing", async () => {
   const room = unique("browser");
   const other = `${room}-other`;
+  const shots = []; // [page, caption], saved side by side at the end, pass or fail
+  try {
+    const ann = await openChat(room, "ann");
+    shots.push([ann, `ann — room ${room}`]);
+    await expectMessages(ann, ["Welcome, ann"], "ann's page after joining");
+    const bob = await openChat(room, "bob");
+    shots.push([bob, `bob — room ${room}`]);
+    await expectMessages(bob, ["Welcome, bob"], "bob's page after joining");
+    await expectMessages(ann, ["Welcome, ann", "Heads up! bob joined the party!"], "ann's page after bob joined");
+    const cy = await openChat(other, "cy");
+    shots.push([cy, `cy — room ${other}`]);
+    await expectMessages(cy, ["Welcome, cy"], "cy's page after joining");
 
-  const ann = await openChat(room, "ann");
-  await expectMessages(ann, ["Welcome, ann"], "ann's page after joining");
-  const bob = await openChat(room, "bob");
-  await expectMessages(bob, ["Welcome, bob"], "bob's page after joining");
-  await expectMessages(ann, ["Welcome, ann", "Heads up! bob joined the party!"], "ann's page after bob joined");
-  const cy = await openChat(other, "cy");
-  await expectMessages(cy, ["Welcome, cy"], "cy's page after joining");
+    // Bob types and clicks Send; ann's page shows it, bob's shows it as his own.
+    const hello = "Grüße from Bob — ¡hola!";
+    await bob.locator("#input").pressSequentially(hello);
+    await bob.locator("#send").click();
+    await expectMessages(ann, ["Welcome, ann", "Heads up! bob joined the party!", `bob: ${hello}`], "ann's page");
+    await expectMessages(bob, ["Welcome, bob", `bob: ${hello}`], "bob's page");
+    assert.equal(await bob.locator("#messages li.mine").textContent(), `bob: ${hello}`);
+    assert.equal(await ann.locator("#messages li.mine").count(), 0, "bob's message is not ann's own");
+    assert.equal(await bob.locator("#input").inputValue(), "", "the input is cleared after sending");
 
-  // Bob types and clicks Send; ann's page shows it, bob's shows it as his own.
-  await bob.locator("#input").pressSequentially("Grüße from Bob — ¡hola!");
-  await bob.locator("#send").click();
-  await expectMessages(ann, ["Welcome, ann", "Heads up! bob joined the party!", "bob: Grüße from Bob — ¡hola!"], "ann's page");
-  await expectMessages(bob, ["Welcome, bob", "bob: Grüße from Bob — ¡hola!"], "bob's page");
-  assert.equal(await bob.locator("#messages li.mine").textContent(), "bob: Grüße from Bob — ¡hola!");
-  assert.equal(await ann.locator("#messages li.mine").count(), 0, "bob's message is not ann's own");
-  assert.equal(await bob.locator("#input").inputValue(), "", "the input is cleared after sending");
+    // Ann answers with the Enter key.
+    await ann.locator("#input").fill("Hi Bob!");
+    await ann.locator("#input").press("Enter");
+    await expectMessages(bob, ["Welcome, bob", `bob: ${hello}`, "ann: Hi Bob!"], "bob's page after ann's answer");
 
-  // Ann answers with the Enter key.
-  await ann.locator("#input").fill("Hi Bob!");
-  await ann.locator("#input").press("Enter");
-  await expectMessages(bob, ["Welcome, bob", "bob: Grüße from Bob — ¡hola!", "ann: Hi Bob!"], "bob's page after ann's answer");
+    // A fence in cy's room: had room one's messages reached cy, they would show first.
+    const fencer = new WS(`${server.wsURL}/parties/main/${encodeURIComponent(other)}?_pk=dot`);
+    await nextEvent(fencer, "open");
+    fencer.send("dot: fence");
+    await expectMessages(cy, ["Welcome, cy", "Heads up! dot joined the party!", "dot: fence"], "cy's page (another room)");
+    fencer.close();
+    await expectMessages(
+      cy,
+      ["Welcome, cy", "Heads up! dot joined the party!", "dot: fence", "So sad! dot left the party!"],
+      "cy's page",
+    );
+    assert.deepEqual(problems, [], "console errors or uncaught exceptions in the pages");
+  } finally {
+    await saveSideBySide(shots).catch((err) => console.log(`no screenshot: ${err.message}`));
+  }
+});
 
-  // A fence in cy's room: had room one's messages reached cy, they would show first.
-  const fencer = new WS(`${server.wsURL}/parties/main/${encodeURIComponent(other)}?_pk=dot`);
-  await nextEvent(fencer, "open");
-  fencer.send("dot: fence");
-  await expectMessages(cy, ["Welcome, cy", "Heads up! dot joined the party!", "dot: fence"], "cy's page (another room)");
-  fencer.close();
-  await expectMessages(cy, ["Welcome, cy", "Heads up! dot joined the party!", "dot: fence", "So sad! dot left the party!"], "cy's page");
-
-  await saveSideBySide([
-    [ann, `ann — room ${room}`],
-    [bob, `bob — room ${room}`],
-    [cy, `cy — room ${other}`],
-  ]);
-  assert.deepEqual(problems, [], "console errors or uncaught exceptions in the pages");
+test("chat in Chromium: a second tab with the same name replaces the first, which stops retrying", async () => {
+  const room = unique("browser-twin");
+  const first = await openChat(room, "eve");
+  const second = await openChat(room, "eve");
+  await first.locator('#status[data-state="closed"]', { hasText: "eve joined from another tab" }).waitFor();
+  await expectMessages(second, ["Welcome, eve"], "the second tab");
+  assert.equal(await second.locator("#status").getAttribute("data-state"), "open");
+  await first.close();
+  await second.close();
 });
 
 /** Screenshots each page and saves them side by side, captioned, as one PNG. */
 async function saveSideBySide(shots) {
+  if (shots.length === 0) return;
   const panes = [];
   for (const [page, caption] of shots) {
     const png = await page.screenshot();

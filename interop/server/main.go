@@ -15,9 +15,10 @@
 //	/custom/main/{room}                  the chat server on a second Host whose Prefix is "custom"
 //	/limited/main/{room}                 the control server on a Host whose ReadLimit is 1 KiB
 //
-// It prints "listening on http://{addr}" once it accepts connections. On
-// SIGTERM or SIGINT it shuts down gracefully (open connections get 1012) and
-// exits, so a test can start it again on the same port with -addr.
+// -ping sets every Host's PingInterval. The server prints "listening on
+// http://{addr}" once it accepts connections. On SIGTERM or SIGINT it shuts
+// down gracefully (open connections get 1012) and exits, so a test can start
+// it again on the same port with -addr.
 package main
 
 import (
@@ -174,6 +175,7 @@ func (s *Tagged) OnMessage(msg party.Message, sender *party.Connection) {
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "address to listen on")
+	ping := flag.Duration("ping", 0, "Host.PingInterval of every Host (0: the default)")
 	flag.Parse()
 
 	newChat := func(r *party.Room) party.Server { return &Chat{room: r} }
@@ -192,6 +194,10 @@ func main() {
 	limited := party.Handler(newControl)
 	limited.Prefix = "limited"
 	limited.ReadLimit = 1024
+
+	for _, host := range []*party.Host{h, custom, limited} {
+		host.PingInterval = *ping
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/party/", h)

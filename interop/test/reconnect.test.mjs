@@ -4,7 +4,7 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { GoServer, Sockets, nextEvent, unique } from "../lib/harness.mjs";
+import { GoServer, Sockets, nextEvent, unique, withTimeout } from "../lib/harness.mjs";
 
 let server;
 before(async () => {
@@ -114,4 +114,64 @@ test("a message over the read limit closes with 1009, and partysocket reconnects
   assert.deepEqual([again.id, again.connects], ["bigmouth", 2], "reconnected with the same id");
   ps.send("small again");
   assert.equal(await ps.inbox.next(), "small again");
+});
+
+test("duplicate id: the newer partysocket replaces the older with 4409; the room sees it leave then join; shouldReconnectOnClose keeps the older away", async (t) => {
+  const sockets = new Sockets();
+  t.after(() => sockets.closeAll());
+  const room = unique("twin");
+  // Without this, two live partysockets sharing an id take turns replacing
+  // each other: partysocket reconnects after every close.
+  const stayReplaced = { shouldReconnectOnClose: (e) => e.code !== 4409 };
+
+  const obs = sockets.party(server, { room, id: "obs" });
+  assert.equal(await obs.inbox.next(), "Welcome, obs");
+  const older = sockets.party(server, { room, id: "twin", ...stayReplaced });
+  assert.equal(await older.inbox.next(), "Welcome, twin");
+  assert.equal(await obs.inbox.next(), "Heads up! twin joined the party!");
+
+  const replaced = nextEvent(older, "close");
+  const newer = sockets.party(server, { room, id: "twin", ...stayReplaced });
+  const ev = await replaced;
+  assert.equal(ev.code, 4409);
+  assert.match(ev.reason, /replaced/);
+  assert.equal(older.shouldReconnect, false);
+
+  // As if the older one had closed before the newer arrived: the others see
+  // it leave, then join; the newcomer gets its welcome, not its own leave.
+  assert.equal(await obs.inbox.next(), "So sad! twin left the party!");
+  assert.equal(await obs.inbox.next(), "Heads up! twin joined the party!");
+  assert.equal(await newer.inbox.next(), "Welcome, twin", "the newcomer's first message");
+  obs.send("fence");
+  assert.equal(await newer.inbox.next(), "fence");
+  newer.send("the newer one works");
+  assert.equal(await obs.inbox.next(), "the newer one works");
+});
+
+test("keepalive: the server's pings are answered by partysocket's socket, which stays open while idle", async (t) => {
+  const sockets = new Sockets();
+  const pinging = await GoServer.start("./interop/server", ["-ping", "40ms"]);
+  t.after(async () => {
+    sockets.closeAll();
+    await pinging.stop();
+  });
+  const room = unique("idle");
+
+  const ps = sockets.party(pinging, { room, party: "control", id: "idler" });
+  await ps.inbox.nextJSON();
+  let closed = null;
+  ps.addEventListener("close", (e) => (closed = e));
+  // A raw ws client in the same room counts the pings it answers.
+  const raw = sockets.raw(`${pinging.wsURL}/parties/control/${room}?_pk=counter`);
+  let pings = 0;
+  raw.on("ping", () => pings++);
+  await raw.inbox.next();
+  await withTimeout(
+    new Promise((resolve) => raw.on("ping", () => pings >= 10 && resolve())),
+    10_000,
+    "10 pings from the server",
+  );
+  assert.equal(closed, null, `partysocket was closed while idle: ${closed?.code} ${closed?.reason}`);
+  ps.send("still connected");
+  assert.equal(await ps.inbox.next(), "still connected");
 });
