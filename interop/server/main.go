@@ -12,10 +12,12 @@
 //	                                     greets the user the hook found
 //	/parties/tags/{room}                 tags each connection with role:<?role>; "admins:<text>" goes only to
 //	                                     role:admin connections, "all:<text>" to everyone
+//	/rooms/{room}                        the chat server again, through a Go 1.22 mux pattern
 //	/custom/main/{room}                  the chat server on a second Host whose Prefix is "custom"
 //	/limited/main/{room}                 the control server on a Host whose ReadLimit is 1 KiB
 //
-// -ping sets every Host's PingInterval. The server prints "listening on
+// The main Host accepts the subprotocol "party.v1". -ping sets every Host's
+// PingInterval. The server prints "listening on
 // http://{addr}" once it accepts connections. On SIGTERM or SIGINT it shuts
 // down gracefully (open connections get 1012) and exits, so a test can start
 // it again on the same port with -addr.
@@ -187,6 +189,7 @@ func main() {
 	h.Party("secure", func(*party.Room) party.Server { return Secure{} })
 	h.Party("tags", func(r *party.Room) party.Server { return &Tagged{room: r} })
 	h.BeforeConnect = checkToken
+	h.Subprotocols = []string{"party.v1"}
 
 	custom := party.Handler(newChat)
 	custom.Prefix = "custom"
@@ -202,6 +205,7 @@ func main() {
 	mux := http.NewServeMux()
 	mux.Handle("/party/", h)
 	mux.Handle("/parties/", h)
+	mux.Handle("/rooms/{room}", h) // a Go 1.22 pattern: partysocket's basePath option
 	mux.Handle("/custom/", custom)
 	mux.Handle("/limited/", limited)
 

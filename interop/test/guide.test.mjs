@@ -35,7 +35,7 @@ test("guide end to end: welcome with partysocket's id, join to others only, broa
   assert.deepEqual(bob.inbox.messages, ["Welcome, bob", "Hello everyone"], "everything bob received");
 });
 
-test("URL forms: partysocket default /parties/main, prefix, party and path options, raw ws on /party/{room}", async (t) => {
+test("URL forms: partysocket default /parties/main, prefix, party, path and basePath options, raw ws on /party/{room}", async (t) => {
   const sockets = new Sockets();
   t.after(() => sockets.closeAll());
   const room = unique("forms");
@@ -58,6 +58,13 @@ test("URL forms: partysocket default /parties/main, prefix, party and path optio
   assert.equal(await deep.inbox.next(), "Welcome, deep");
   assert.equal(await ps.inbox.next(), "Heads up! deep joined the party!");
   assert.equal(await raw.inbox.next(), "Heads up! deep joined the party!");
+
+  // basePath replaces the whole path: a Go 1.22 mux pattern, /rooms/{room}.
+  const based = sockets.party(server, { basePath: `rooms/${room}`, id: "based" });
+  assert.equal(based.roomUrl, `ws://${server.host}/rooms/${room}`);
+  assert.equal(await based.inbox.next(), "Welcome, based");
+  based.send("from basePath");
+  assert.equal(await ps.inbox.until((m) => m === "from basePath"), "from basePath");
 
   // The party option reaches a named party of the same Host.
   const ctl = sockets.party(server, { room, party: "control", id: "ctl" });

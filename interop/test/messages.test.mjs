@@ -130,6 +130,24 @@ test("query, including an async function returning a token, reaches the before-u
   assert.deepEqual(mallory.inbox.messages, []);
 });
 
+test("protocols option: a subprotocol the Host accepts is chosen; an unknown one alone fails the handshake", async (t) => {
+  const sockets = new Sockets();
+  t.after(() => sockets.closeAll());
+  const room = unique("proto");
+
+  const ps = sockets.party(server, { room, party: "control", id: "p", protocols: ["other.v9", "party.v1"] });
+  await nextEvent(ps, "open");
+  assert.equal(ps.protocol, "party.v1");
+  assert.equal((await ps.inbox.nextJSON()).id, "p");
+
+  // A client insists on a subprotocol the server does not speak: WebSocket
+  // clients (ws, browsers) then fail the handshake, and partysocket retries.
+  const stranger = sockets.party(server, { room, party: "control", id: "s", protocols: ["other.v9"] });
+  const err = await nextEvent(stranger, "error");
+  assert.match(err.message, /subprotocol/i);
+  stranger.close();
+});
+
 test("tags: ConnectionTags are seen by the client, and a tag-only broadcast reaches only that tag", async (t) => {
   const sockets = new Sockets();
   t.after(() => sockets.closeAll());
