@@ -87,6 +87,11 @@ test("PartySocket.fetch reaches the room's OnRequest (GET and POST with a body)"
 
   const put = await PartySocket.fetch(opts, { method: "PUT", body: "x" });
   assert.equal(put.status, 405);
+
+  // The guide's server has no OnRequest: a clear 426, not a hang or a 500.
+  const chat = await PartySocket.fetch({ host: server.host, room });
+  assert.equal(chat.status, 426);
+  assert.match(await chat.text(), /OnRequest/);
 });
 
 test("query, including an async function returning a token, reaches the before-upgrade hook, which refuses a bad token", async (t) => {
