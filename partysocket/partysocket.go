@@ -1,0 +1,469 @@
+// Package partysocket is a Go client for party rooms (and PartyKit servers)
+// that behaves like the npm partysocket client: it connects to
+// /parties/{party}/{room}?_pk={id}, keeps the same id across reconnects,
+// reconnects after every close with partysocket's backoff, and queues what
+// is sent while it is disconnected, writing it first, in order, when the
+// next connection opens.
+//
+// The PartyKit guide's client, in Go:
+//
+//	s, err := partysocket.Dial(ctx, partysocket.Options{
+//		Host: "localhost:1999",
+//		Room: "my-room",
+//		OnMessage: func(s *partysocket.Socket, msg party.Message) {
+//			fmt.Println(msg)
+//		},
+//	})
+//	if err != nil {
+//		return err
+//	}
+//	defer s.Close()
+//	s.Send(party.Text("Hello everyone"))
+//
+// # Reconnection
+//
+// After a connection closes, whatever its code, the Socket connects again
+// after MinReconnectDelay (3s), then waits ReconnectGrowth (1.3) times
+// longer before each further attempt, up to MaxReconnectDelay (10s). The
+// count starts again once a connection has stayed open for MinUptime (5s).
+// Each attempt is bounded by ConnectionTimeout (4s). Options.ShouldReconnect
+// stops it for a close code of your choice (4000–4999 are the application's),
+// and Options.MaxRetries after so many failed attempts.
+//
+// # Differences from npm partysocket
+//
+// A Go Socket has a bounded send queue (Send returns ErrQueueFull rather
+// than dropping silently), refuses Send after Close (ErrClosed), can send
+// HTTP headers, does not report the close it was asked for by Close, and
+// reports failed attempts to OnError only (OnClose follows only a
+// connection that opened). Its default id is an xid, not a UUID.
+package partysocket
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"party"
+)
+
+// closeTimeout bounds how long Close lets the messages already queued be
+// written before the connection is dropped.
+const closeTimeout = 5 * time.Second
+
+// Socket is a reconnecting connection to one room. Create it with Dial or
+// New. Its methods are safe to call from any goroutine, callbacks included.
+//
+// A Socket runs one goroutine for its whole life, plus one writer goroutine
+// while a connection is open; Close ends them both.
+type Socket struct {
+	cfg   *config
+	clock clock
+
+	ctx    context.Context // ends when the Socket stops
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the Socket's goroutine has returned
+	opened chan struct{} // closed once the first connection has opened
+	wake   chan struct{} // one token: the writer has something to do
+
+	mu         sync.Mutex
+	queue      []party.Message // accepted by Send, not yet written
+	closed     bool            // Close was called, or the Socket gave up
+	connected  bool            // a writer is running
+	inCallback bool            // the Socket's goroutine is in a callback
+	lastErr    error           // of the last failed attempt, for Dial
+	closeTimer *time.Timer     // Close's bound on flushing the queue
+}
+
+// New returns a Socket that starts connecting at once, in the background,
+// and keeps reconnecting until it is closed. Send may be called right away:
+// messages are queued until the connection opens. New fails only for
+// invalid Options.
+func New(opts Options) (*Socket, error) {
+	cfg, err := opts.config()
+	if err != nil {
+		return nil, err
+	}
+	return start(cfg, clock{now: time.Now, sleep: sleep}), nil
+}
+
+func start(cfg *config, clk clock) *Socket {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Socket{
+		cfg:    cfg,
+		clock:  clk,
+		ctx:    ctx,
+		cancel: cancel,
+		done:   make(chan struct{}),
+		opened: make(chan struct{}),
+		wake:   make(chan struct{}, 1),
+	}
+	go s.run()
+	return s
+}
+
+// Dial is New followed by a wait for the first connection to open: it
+// returns once OnOpen has returned. Failed attempts are retried as
+// Options say until ctx ends; then, or if the Socket gives up first
+// (ShouldReconnect, MaxRetries), Dial closes it and returns an error
+// wrapping ctx's error or the last attempt's. ctx bounds Dial only, not the
+// Socket it returns.
+func Dial(ctx context.Context, opts Options) (*Socket, error) {
+	s, err := New(opts)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-s.opened:
+		return s, nil
+	case <-s.done:
+	case <-ctx.Done():
+	}
+	select {
+	case <-s.opened:
+		return s, nil
+	default:
+	}
+	s.Close()
+	<-s.done // Dial is never the Socket's goroutine: wait even during a callback
+	s.mu.Lock()
+	last := s.lastErr
+	s.mu.Unlock()
+	switch {
+	case ctx.Err() != nil && last != nil:
+		return nil, fmt.Errorf("partysocket: dial %s: %w (last attempt: %w)", s.RoomURL(), ctx.Err(), last)
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("partysocket: dial %s: %w", s.RoomURL(), ctx.Err())
+	case last != nil:
+		return nil, fmt.Errorf("partysocket: dial %s: gave up: %w", s.RoomURL(), last)
+	}
+	return nil, fmt.Errorf("partysocket: dial %s: %w", s.RoomURL(), ErrClosed)
+}
+
+// ID returns the connection id sent as _pk: Options.ID, or the random id
+// chosen by New. The server's Connection.ID is the same after every
+// reconnect.
+func (s *Socket) ID() string { return s.cfg.ID }
+
+// RoomURL returns the room's WebSocket URL without the query (partysocket's
+// roomUrl), for example "ws://localhost:1999/parties/main/my-room".
+func (s *Socket) RoomURL() string { return s.cfg.roomURL("ws") }
+
+// Done returns a channel that is closed when the Socket has stopped for
+// good: after Close, or when ShouldReconnect or MaxRetries ended it.
+func (s *Socket) Done() <-chan struct{} { return s.done }
+
+// Send queues msg for the server and returns at once; messages are written
+// in the order Send accepted them. While the Socket is disconnected they
+// wait for the next connection, where they are written before anything
+// else and before OnOpen runs. A message is taken off the queue once
+// written to a socket; one whose write failed is written again on the next
+// connection (one written just before a connection broke can still be
+// lost, as with any WebSocket). Send returns ErrQueueFull if
+// Options.MaxQueued messages are waiting already, and ErrClosed after
+// Close. msg's bytes must not change after Send.
+func (s *Socket) Send(msg party.Message) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if len(s.queue) >= s.cfg.maxQueue {
+		return ErrQueueFull
+	}
+	s.queue = append(s.queue, msg)
+	s.signal()
+	return nil
+}
+
+// signal wakes the writer, if one is running. s.mu is held.
+func (s *Socket) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Close stops the Socket for good. If a connection is open, the messages
+// already queued are written (for at most 5 seconds) and the connection is
+// closed with 1000 (normal closure); a connection attempt or reconnection
+// wait in progress is abandoned. Close returns when the Socket's goroutines
+// have ended, except when a callback is running (Close called from a
+// callback, say): then it does not wait, and they end as soon as the
+// callback returns. No callback starts once Close has been called. Close
+// may be called more than once; it always returns nil.
+func (s *Socket) Close() error {
+	s.mu.Lock()
+	inCallback := s.inCallback
+	if !s.closed {
+		s.closed = true
+		if s.connected {
+			s.closeTimer = time.AfterFunc(closeTimeout, s.cancel)
+			s.signal()
+		} else {
+			s.cancel()
+		}
+	}
+	s.mu.Unlock()
+	if !inCallback {
+		<-s.done
+	}
+	return nil
+}
+
+// run is the Socket's goroutine: connect, serve, wait, connect again.
+func (s *Socket) run() {
+	defer s.exit()
+	attempt := -1 // partysocket's retry count: 0 is the first connection
+	for {
+		if limit := s.cfg.MaxRetries; limit != 0 && attempt >= max(limit, 0) {
+			return
+		}
+		attempt++
+		if s.clock.sleep(s.ctx, s.cfg.delay(attempt)) != nil {
+			return
+		}
+		conn, err := s.dial()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return
+			}
+			s.mu.Lock()
+			s.lastErr = err
+			s.mu.Unlock()
+			s.callback(func() {
+				if s.cfg.OnError != nil {
+					s.cfg.OnError(s, err)
+				}
+			})
+			if !s.shouldReconnect(CloseEvent{Code: party.StatusAbnormalClosure, Err: err}) {
+				return
+			}
+			continue
+		}
+		openedAt := s.clock.now()
+		ev, ok := s.serve(conn)
+		if !ok {
+			return
+		}
+		if s.clock.now().Sub(openedAt) >= s.cfg.MinUptime {
+			attempt = 0
+		}
+		if !s.shouldReconnect(ev) {
+			return
+		}
+	}
+}
+
+// exit marks the Socket closed and releases it; the last thing run does.
+func (s *Socket) exit() {
+	s.mu.Lock()
+	s.closed = true
+	s.queue = nil
+	if s.closeTimer != nil {
+		s.closeTimer.Stop()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	close(s.done)
+}
+
+// dial makes one connection attempt.
+func (s *Socket) dial() (*websocket.Conn, error) {
+	u, err := s.cfg.url(s.ctx, "ws")
+	if err != nil {
+		return nil, fmt.Errorf("partysocket: %s: query: %w", s.RoomURL(), err)
+	}
+	ctx := s.ctx
+	if t := s.cfg.ConnectionTimeout; t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t)
+		defer cancel()
+	}
+	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{
+		HTTPClient:   s.cfg.HTTPClient,
+		HTTPHeader:   s.cfg.Header.Clone(),
+		Subprotocols: s.cfg.Subprotocols,
+	})
+	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			var body []byte
+			if resp.Body != nil {
+				body, _ = io.ReadAll(resp.Body)
+			}
+			err = &HandshakeError{StatusCode: resp.StatusCode, Body: string(body)}
+		} else if errors.Is(ctx.Err(), context.DeadlineExceeded) && s.ctx.Err() == nil {
+			err = fmt.Errorf("%w after %v: %v", ErrConnectionTimeout, s.cfg.ConnectionTimeout, err)
+		}
+		return nil, fmt.Errorf("partysocket: connect %s: %w", s.RoomURL(), err)
+	}
+	conn.SetReadLimit(s.cfg.ReadLimit)
+	return conn, nil
+}
+
+// serve runs one open connection until it ends and reports how; ok is false
+// when it ended because of Close.
+func (s *Socket) serve(conn *websocket.Conn) (ev CloseEvent, ok bool) {
+	defer conn.CloseNow()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return CloseEvent{}, false
+	}
+	s.connected = true
+	s.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(s.ctx)
+	flushed := make(chan struct{})
+	writerDone := make(chan struct{})
+	var writeErr error
+	go func() {
+		defer close(writerDone)
+		writeErr = s.write(ctx, conn, flushed)
+	}()
+	select { // partysocket writes the queue before the open event
+	case <-flushed:
+	case <-writerDone:
+	}
+	s.callback(func() {
+		if s.cfg.OnOpen != nil {
+			s.cfg.OnOpen(s)
+		}
+	})
+	select {
+	case <-s.opened:
+	default:
+		close(s.opened)
+	}
+
+	var readErr error
+	for {
+		typ, b, err := conn.Read(ctx)
+		if err != nil {
+			readErr = err
+			break
+		}
+		msg := party.Binary(b)
+		if typ == websocket.MessageText {
+			msg = party.Text(string(b))
+		}
+		s.callback(func() {
+			if s.cfg.OnMessage != nil {
+				s.cfg.OnMessage(s, msg)
+			}
+		})
+	}
+	cancel()
+	<-writerDone
+	s.mu.Lock()
+	s.connected = false
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return CloseEvent{}, false
+	}
+
+	var ce websocket.CloseError
+	if errors.As(readErr, &ce) {
+		ev = CloseEvent{Code: party.StatusCode(ce.Code), Reason: ce.Reason}
+	} else {
+		err := readErr
+		if writeErr != nil {
+			err = writeErr
+		}
+		ev = CloseEvent{Code: party.StatusAbnormalClosure, Err: err}
+		s.callback(func() {
+			if s.cfg.OnError != nil {
+				s.cfg.OnError(s, err)
+			}
+		})
+	}
+	s.callback(func() {
+		if s.cfg.OnClose != nil {
+			s.cfg.OnClose(s, ev)
+		}
+	})
+	return ev, true
+}
+
+// write is a connection's writer: it writes the queue in order, closing
+// flushed once it has emptied it the first time, and, once Close was
+// called, writes what is left and closes the connection with 1000. A
+// failed write leaves its message at the head of the queue and drops the
+// connection.
+func (s *Socket) write(ctx context.Context, conn *websocket.Conn, flushed chan<- struct{}) error {
+	for {
+		s.mu.Lock()
+		if len(s.queue) == 0 {
+			closed := s.closed
+			s.mu.Unlock()
+			if flushed != nil {
+				close(flushed)
+				flushed = nil
+			}
+			if closed {
+				conn.Close(websocket.StatusNormalClosure, "")
+				return nil
+			}
+			select {
+			case <-s.wake:
+				continue
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		msg := s.queue[0]
+		s.mu.Unlock()
+
+		typ := websocket.MessageText
+		if msg.IsBinary() {
+			typ = websocket.MessageBinary
+		}
+		if err := conn.Write(ctx, typ, msg.Bytes()); err != nil {
+			conn.CloseNow()
+			return err
+		}
+		s.mu.Lock()
+		if len(s.queue) > 0 { // exit may have emptied it
+			s.queue[0] = party.Message{}
+			s.queue = s.queue[1:]
+		}
+		s.mu.Unlock()
+	}
+}
+
+// callback runs f as a callback, unless Close has been called; it reports
+// whether f ran.
+func (s *Socket) callback(f func()) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	s.inCallback = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.inCallback = false
+		s.mu.Unlock()
+	}()
+	f()
+	return true
+}
+
+// shouldReconnect asks Options.ShouldReconnect, unless Close was called.
+func (s *Socket) shouldReconnect(ev CloseEvent) bool {
+	again := true
+	ran := s.callback(func() {
+		if s.cfg.ShouldReconnect != nil {
+			again = s.cfg.ShouldReconnect(ev)
+		}
+	})
+	return ran && again
+}
