@@ -18,7 +18,9 @@
 //	   generator, 50/s is well below saturation and 200/s is near it
 //	c  many rooms: 10,000 clients in 1,000 rooms of 10, every client sending,
 //	   2,000 messages/s in over all rooms (18,000 deliveries/s out)
-//	d  memory: 19,000 idle connections in rooms of 10, from 2 load processes
+//	d  memory: 19,000 idle connections in rooms of 10, from 2 load processes,
+//	   measured 3 s after connecting and again a minute later, once every
+//	   server has sent its first keepalive pings
 //	e  churn: 10,000 short-lived connections (connect, welcome, close
 //	   handshake), 16 at a time, into 10 rooms of 10 residents who count the
 //	   join and leave notices
@@ -59,7 +61,7 @@ type scenario struct {
 	args  []string
 }
 
-func scenarios(scale float64, dur time.Duration, window, hardFiles int, bRates []float64, cRate float64) []scenario {
+func scenarios(scale float64, dur time.Duration, window, hardFiles int, bRates []float64, cRate float64, steady time.Duration) []scenario {
 	n := func(v int, min int) int {
 		return max(int(float64(v)*scale+0.5), min)
 	}
@@ -95,9 +97,9 @@ func scenarios(scale float64, dur time.Duration, window, hardFiles int, bRates [
 		scenario{"c", fmt.Sprintf("(c) many rooms: %d clients in %d rooms of 10, all sending, %g msgs/s in, %.0f s", cClients, cRooms, cRate, secs), []string{
 			"-clients", itoa(cClients), "-rooms", itoa(cRooms), "-senders", itoa(cClients), "-size", "64",
 			"-rate", ftoa(cRate), "-messages", itoa(max(int(cRate*secs/float64(cClients)+0.5), 1))}},
-		scenario{"d", fmt.Sprintf("(d) memory: %d idle connections in rooms of 10, from %d load process(es)", dClients, dProcs), []string{
+		scenario{"d", fmt.Sprintf("(d) memory: %d idle connections in rooms of 10, from %d load process(es); measured 3 s and %.0f s after connecting", dClients, dProcs, 3+steady.Seconds()), []string{
 			"-clients", itoa(dClients), "-rooms", itoa(max(dClients/10, 1)), "-senders", "0", "-messages", "0",
-			"-procs", itoa(dProcs), "-settle", "3s", "-gc"}},
+			"-procs", itoa(dProcs), "-settle", "3s", "-steady", steady.String(), "-gc"}},
 		scenario{"e", fmt.Sprintf("(e) churn: %d connections (connect, welcome, close), 16 at a time, 10 rooms x 10 residents", eChurn), []string{
 			"-clients", "100", "-rooms", "10", "-senders", "0", "-messages", "0",
 			"-churn", itoa(eChurn), "-churn-workers", "16"}},
@@ -139,6 +141,9 @@ type result struct {
 	RSSAfterKiB         int64    `json:"rss_after_kib"`
 	RSSPerConnKiB       float64  `json:"rss_per_conn_kib"`
 	RSSPerConnGCKiB     float64  `json:"rss_per_conn_gc_kib"`
+	RSSPerConnSteadyKiB float64  `json:"rss_per_conn_steady_kib"`
+	HeapSteadyKiB       float64  `json:"heap_inuse_per_conn_steady_kib"`
+	StackSteadyKiB      float64  `json:"stack_per_conn_steady_kib"`
 	GoroutinesPerConn   float64  `json:"goroutines_per_conn"`
 	HeapInuseKiBPerConn float64  `json:"heap_inuse_per_conn_kib"`
 	StackKiBPerConn     float64  `json:"stack_per_conn_kib"`
@@ -156,6 +161,7 @@ func main() {
 	window := flag.Int("window", 20, "scenario a: messages per sender not yet delivered to the whole room")
 	bRatesFlag := flag.String("b-rates", "50,200", "scenario b: offered rates in messages/s in (x room size - 1 deliveries/s out), comma-separated")
 	cRate := flag.Float64("c-rate", 2000, "scenario c: messages/s in over all rooms, at -scale 1")
+	steady := flag.Duration("steady", time.Minute, "scenario d: measure again this long after connecting, past every server's keepalive ping (party 30 s, gorilla hub and melody 54 s)")
 	rounds := flag.Int("rounds", 1, "run everything this many times; the table shows medians")
 	addr := flag.String("addr", "127.0.0.1:18080", "address the servers listen on")
 	outDir := flag.String("out", "results", "directory for results.jsonl, table.md and the servers' logs")
@@ -224,7 +230,7 @@ func main() {
 	defer jsonl.Close()
 	var results []result
 	for round := 1; round <= *rounds; round++ {
-		for _, sc := range scenarios(*scale, *dur, *window, hard, bRates, *cRate) {
+		for _, sc := range scenarios(*scale, *dur, *window, hard, bRates, *cRate, *steady) {
 			if !want[strings.Split(sc.key, "@")[0]] {
 				continue
 			}

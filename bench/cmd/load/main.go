@@ -99,12 +99,17 @@ type report struct {
 
 	Churn *churnReport `json:"churn,omitempty"`
 
-	RSSIdleKiB        int64   `json:"rss_idle_kib"`
-	RSSConnectedKiB   int64   `json:"rss_connected_kib"`
-	RSSAfterKiB       int64   `json:"rss_after_kib"`
-	RSSPerConnKiB     float64 `json:"rss_per_conn_kib"`
-	RSSConnectedGCKiB int64   `json:"rss_connected_gc_kib,omitempty"`
-	RSSPerConnGCKiB   float64 `json:"rss_per_conn_gc_kib,omitempty"`
+	RSSIdleKiB                int64   `json:"rss_idle_kib"`
+	RSSConnectedKiB           int64   `json:"rss_connected_kib"`
+	RSSAfterKiB               int64   `json:"rss_after_kib"`
+	RSSPerConnKiB             float64 `json:"rss_per_conn_kib"`
+	RSSSteadyKiB              int64   `json:"rss_steady_kib,omitempty"`
+	RSSPerConnSteadyKiB       float64 `json:"rss_per_conn_steady_kib,omitempty"`
+	HeapInuseKiBPerConnSteady float64 `json:"heap_inuse_per_conn_steady_kib,omitempty"`
+	StackKiBPerConnSteady     float64 `json:"stack_per_conn_steady_kib,omitempty"`
+	GoroutinesPerConnSteady   float64 `json:"goroutines_per_conn_steady,omitempty"`
+	RSSConnectedGCKiB         int64   `json:"rss_connected_gc_kib,omitempty"`
+	RSSPerConnGCKiB           float64 `json:"rss_per_conn_gc_kib,omitempty"`
 
 	GoroutinesIdle      int     `json:"goroutines_idle"`
 	GoroutinesConnected int     `json:"goroutines_connected"`
@@ -132,6 +137,7 @@ type churnReport struct {
 	Failed        int64   `json:"failed"`
 	PerS          float64 `json:"per_s"`
 	ConnectMs     latency `json:"connect_ms"`
+	CloseMs       latency `json:"close_ms"`
 	NoticesExp    int64   `json:"notices_expected"`
 	JoinsSeen     int64   `json:"joins_seen"`
 	LeavesSeen    int64   `json:"leaves_seen"`
@@ -157,6 +163,7 @@ func main() {
 	pid := flag.Int("pid", 0, "server process id, for RSS and CPU from /proc")
 	debugURL := flag.String("debug", "auto", "server stats URL (GET; POST to its /debug/gc sibling for -gc); auto derives it from -url, empty disables")
 	settle := flag.Duration("settle", time.Second, "pause after connecting, before measuring and sending")
+	steady := flag.Duration("steady", 0, "after measuring connected RSS, wait this long and measure again (past the servers' keepalive interval, to see idle connections in steady state)")
 	gc := flag.Bool("gc", false, "after measuring connected RSS, also force a GC in the server (POST /debug/gc) and measure again")
 	label := flag.String("label", "", "label copied into the report")
 	hold := flag.Duration("hold", 0, "keep the connections open this long after the report (to profile the server)")
@@ -235,6 +242,18 @@ func main() {
 			rep.StackKiBPerConn = (float64(s.StackInuse) - float64(idle.StackInuse)) / 1024 / float64(rep.Connected)
 		}
 	}
+	if *steady > 0 {
+		time.Sleep(*steady)
+		rep.RSSSteadyKiB = rssKiB(*pid)
+		if rep.Connected > 0 && *pid != 0 {
+			rep.RSSPerConnSteadyKiB = float64(rep.RSSSteadyKiB-rep.RSSIdleKiB) / float64(rep.Connected)
+		}
+		if s := fetchStats("GET", *debugURL); s != nil && rep.Connected > 0 && idle != nil {
+			rep.HeapInuseKiBPerConnSteady = (float64(s.HeapInuse) - float64(idle.HeapInuse)) / 1024 / float64(rep.Connected)
+			rep.StackKiBPerConnSteady = (float64(s.StackInuse) - float64(idle.StackInuse)) / 1024 / float64(rep.Connected)
+			rep.GoroutinesPerConnSteady = float64(s.Goroutines-rep.GoroutinesIdle) / float64(rep.Connected)
+		}
+	}
 	if *gc && *debugURL != "" {
 		fetchStats("POST", strings.TrimSuffix(*debugURL, "/stats")+"/gc")
 		time.Sleep(200 * time.Millisecond)
@@ -248,7 +267,7 @@ func main() {
 	for _, pt := range parts {
 		fmt.Fprintln(pt.in, "go")
 	}
-	var lat, churnLat merged
+	var lat, churnLat, closeLat merged
 	var firstSend, lastRecv, lastSend, churnStart, churnEnd int64
 	var churn churnReport
 	for _, pt := range parts {
@@ -271,6 +290,7 @@ func main() {
 		rep.Errors = append(rep.Errors, r.Errors...)
 		lat.add(r.Hist, r.HistMax)
 		churnLat.add(r.ChurnHist, r.ChurnMax)
+		closeLat.add(r.CloseHist, r.CloseMax)
 		if r.FirstSend != 0 && (firstSend == 0 || r.FirstSend < firstSend) {
 			firstSend = r.FirstSend
 		}
@@ -308,6 +328,7 @@ func main() {
 			churn.PerS = float64(churn.Connections) / d
 		}
 		churn.ConnectMs = latencyOf(&churnLat)
+		churn.CloseMs = latencyOf(&closeLat)
 		churn.NoticesMissed = churn.NoticesExp - churn.JoinsSeen - churn.LeavesSeen
 		rep.Churn = &churn
 	}

@@ -58,6 +58,7 @@ type part struct {
 	churnJoins     atomic.Int64
 	churnLeaves    atomic.Int64
 	churnHist      histogram
+	closeHist      histogram
 	churnDone      atomic.Int64
 	churnFailed    atomic.Int64
 
@@ -110,6 +111,8 @@ type resultMsg struct {
 	ChurnLeaves int64
 	ChurnHist   map[int]uint64
 	ChurnMax    int64
+	CloseHist   map[int]uint64
+	CloseMax    int64
 	CPUSeconds  float64
 	Errors      []string
 }
@@ -565,6 +568,8 @@ func (p *part) run() *resultMsg {
 		ChurnLeaves: p.churnLeaves.Load(),
 		ChurnHist:   p.churnHist.sparse(),
 		ChurnMax:    p.churnHist.max.Load(),
+		CloseHist:   p.closeHist.sparse(),
+		CloseMax:    p.closeHist.max.Load(),
 		CPUSeconds:  selfCPUSeconds() - cpu0,
 	}
 	// Expectations count every client of the layout in this part, connected
@@ -675,7 +680,8 @@ func (p *part) churnOnce(k int) {
 		}
 	}
 	p.churnHist.record(time.Since(t))
-	deadline := time.Now().Add(5 * time.Second)
+	closeStart := time.Now()
+	deadline := closeStart.Add(5 * time.Second)
 	conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), deadline)
 	conn.SetReadDeadline(deadline)
 	for {
@@ -690,5 +696,6 @@ func (p *part) churnOnce(k int) {
 			break
 		}
 	}
+	p.closeHist.record(time.Since(closeStart))
 	p.churnDone.Add(1)
 }
