@@ -296,7 +296,10 @@ func (h *Host) Room(party, id string) *Room {
 // each connection's OnClose runs once, and rooms are dropped. It returns when
 // nothing of the Host is left running, or with ctx's error when ctx ends
 // first (remaining connections are then dropped without a close handshake).
-// It can be wired to http.Server.RegisterOnShutdown.
+// Call it after http.Server.Shutdown, which neither waits for nor closes
+// hijacked connections: srv.Shutdown(ctx); h.Shutdown(ctx). It can be wired to
+// http.Server.RegisterOnShutdown too, but srv.Shutdown does not wait for
+// that, so the process must wait for h.Shutdown to return before it exits.
 func (h *Host) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	h.closing.Store(true)

@@ -1177,3 +1177,22 @@ func TestBeforeRequest(t *testing.T) {
 		t.Errorf("authorized GET = %d %q, want 200 main guarded", resp.StatusCode, b)
 	}
 }
+
+// A connection replacing an older one with its id sees its own welcome first,
+// not the older one's leave notice; others see the leave, then the join.
+func TestReplacementSeesWelcomeFirst(t *testing.T) {
+	h := party.Handler(newChat)
+	ws, _ := serve(t, h)
+	observer := dial(t, ws+"/party/twins?_pk=observer")
+	defer observer.close()
+	observer.expect("Welcome, observer")
+	old := dial(t, ws+"/party/twins?_pk=same")
+	defer old.conn.CloseNow()
+	old.expect("Welcome, same")
+	observer.expect("Heads up! same joined the party!")
+	fresh := dial(t, ws+"/party/twins?_pk=same")
+	defer fresh.close()
+	fresh.expect("Welcome, same")
+	observer.expect("So sad! same left the party!")
+	observer.expect("Heads up! same joined the party!")
+}
