@@ -303,7 +303,8 @@ func closed(t *testing.T, s *partysocket.Socket) {
 	select {
 	case <-s.Done():
 	case <-time.After(wait):
-		t.Fatalf("the Socket did not stop within %v", wait)
+		buf := make([]byte, 1<<20)
+		t.Fatalf("the Socket did not stop within %v:\n%s", wait, buf[:runtime.Stack(buf, true)])
 	}
 }
 

@@ -90,8 +90,12 @@ type Options struct {
 	// (partysocket's protocols option, sent as Sec-WebSocket-Protocol).
 	Subprotocols []string
 
-	// HTTPClient makes the WebSocket handshakes and Fetch requests. Nil
-	// means http.DefaultClient. Its Timeout, if any, bounds each handshake.
+	// HTTPClient makes the WebSocket handshakes and Fetch requests. Its
+	// Timeout, if any, bounds each handshake. Nil means, for a Socket, a
+	// client of its own (http.DefaultTransport's settings without
+	// keep-alives), released by Close, and for Fetch http.DefaultClient.
+	// A client given here may keep connections of refused handshakes
+	// (and their goroutines) in its pool after Close.
 	HTTPClient *http.Client
 
 	// MinReconnectDelay is the wait before the first reconnection attempt
@@ -141,7 +145,7 @@ type Options struct {
 	// MaxQueued bounds the messages accepted by Send and not yet written:
 	// those sent while disconnected, kept for the next connection, and
 	// those waiting for the socket while connected. Send returns
-	// ErrQueueFull instead of passing it. Zero means 1024.
+	// ErrQueueFull instead of passing it. Zero or less means 1024.
 	MaxQueued int
 
 	// ReadLimit is the largest message accepted from the server, in bytes;
@@ -252,9 +256,6 @@ func (o Options) config() (*config, error) {
 	}
 	if c.ReadLimit == 0 {
 		c.ReadLimit = DefaultReadLimit
-	}
-	if c.HTTPClient == nil {
-		c.HTTPClient = http.DefaultClient
 	}
 	return c, nil
 }

@@ -63,8 +63,9 @@ const closeTimeout = 5 * time.Second
 // A Socket runs one goroutine for its whole life, plus one writer goroutine
 // while a connection is open; Close ends them both.
 type Socket struct {
-	cfg   *config
-	clock clock
+	cfg       *config
+	clock     clock
+	transport *http.Transport // the Socket's own, if Options.HTTPClient is nil
 
 	ctx    context.Context // ends when the Socket stops
 	cancel context.CancelFunc
@@ -95,14 +96,26 @@ func New(opts Options) (*Socket, error) {
 
 func start(cfg *config, clk clock) *Socket {
 	ctx, cancel := context.WithCancel(context.Background())
+	var transport *http.Transport
+	if cfg.HTTPClient == nil {
+		// A Transport of the Socket's own, so that Close can stop a dial in
+		// progress (the shared one finishes it and keeps the connection).
+		cfg.HTTPClient = http.DefaultClient
+		if t, ok := http.DefaultTransport.(*http.Transport); ok {
+			transport = t.Clone()
+			transport.DisableKeepAlives = true
+			cfg.HTTPClient = &http.Client{Transport: transport}
+		}
+	}
 	s := &Socket{
-		cfg:    cfg,
-		clock:  clk,
-		ctx:    ctx,
-		cancel: cancel,
-		done:   make(chan struct{}),
-		opened: make(chan struct{}),
-		wake:   make(chan struct{}, 1),
+		transport: transport,
+		cfg:       cfg,
+		clock:     clk,
+		ctx:       ctx,
+		cancel:    cancel,
+		done:      make(chan struct{}),
+		opened:    make(chan struct{}),
+		wake:      make(chan struct{}, 1),
 	}
 	go s.run()
 	return s
@@ -271,6 +284,9 @@ func (s *Socket) exit() {
 	}
 	s.mu.Unlock()
 	s.cancel()
+	if s.transport != nil {
+		s.transport.CloseIdleConnections() // also cancels a dial in progress
+	}
 	close(s.done)
 }
 

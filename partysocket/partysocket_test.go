@@ -367,13 +367,17 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 // A callback may call Close without deadlocking; the socket then stops.
 func TestCloseFromCallback(t *testing.T) {
 	srv := startServer(t, newChat, nil)
-	o := client(srv, "r", "", newQueue())
+	events := newQueue()
+	o := client(srv, "r", "", events)
+	onMessage := o.OnMessage
 	o.OnMessage = func(s *partysocket.Socket, msg party.Message) {
+		onMessage(s, msg)
 		if msg.String() == "stop" {
 			s.Close()
 		}
 	}
 	s := dial(t, o)
+	events.expect(t, "open", "text:Welcome, "+s.ID()) // s has joined
 	other := dial(t, client(srv, "r", "", newQueue()))
 	send(t, other, party.Text("stop"))
 	closed(t, s)
