@@ -74,9 +74,9 @@ type Socket struct {
 	wake   chan struct{} // one token: the writer has something to do
 
 	mu         sync.Mutex
-	queue      []party.Message // accepted by Send, not yet written
+	queue      queue           // accepted by Send, not yet written
 	closed     bool            // Close was called, or the Socket gave up
-	connected  bool            // a writer is running
+	conn       *websocket.Conn // the open connection, nil between connections
 	inCallback bool            // the Socket's goroutine is in a callback
 	lastErr    error           // of the last failed attempt, for Dial
 	closeTimer *time.Timer     // Close's bound on flushing the queue
@@ -187,10 +187,10 @@ func (s *Socket) Send(msg party.Message) error {
 	if s.closed {
 		return ErrClosed
 	}
-	if len(s.queue) >= s.cfg.maxQueue {
+	if s.queue.len() >= s.cfg.maxQueue {
 		return ErrQueueFull
 	}
-	s.queue = append(s.queue, msg)
+	s.queue.push(msg)
 	s.signal()
 	return nil
 }
@@ -216,8 +216,8 @@ func (s *Socket) Close() error {
 	inCallback := s.inCallback
 	if !s.closed {
 		s.closed = true
-		if s.connected {
-			s.closeTimer = time.AfterFunc(closeTimeout, s.cancel)
+		if s.conn != nil {
+			s.closeTimer = time.AfterFunc(closeTimeout, s.abort)
 			s.signal()
 		} else {
 			s.cancel()
@@ -228,6 +228,18 @@ func (s *Socket) Close() error {
 		<-s.done
 	}
 	return nil
+}
+
+// abort ends Close's wait for the queue to be written: it stops the Socket
+// and drops its connection without a close handshake.
+func (s *Socket) abort() {
+	s.cancel()
+	s.mu.Lock()
+	conn := s.conn
+	s.mu.Unlock()
+	if conn != nil {
+		conn.CloseNow()
+	}
 }
 
 // run is the Socket's goroutine: connect, serve, wait, connect again.
@@ -250,11 +262,10 @@ func (s *Socket) run() {
 			s.mu.Lock()
 			s.lastErr = err
 			s.mu.Unlock()
-			s.callback(func() {
-				if s.cfg.OnError != nil {
-					s.cfg.OnError(s, err)
-				}
-			})
+			if s.cfg.OnError != nil && s.enter() {
+				s.cfg.OnError(s, err)
+				s.leave()
+			}
 			if !s.shouldReconnect(CloseEvent{Code: party.StatusAbnormalClosure, Err: err}) {
 				return
 			}
@@ -278,7 +289,7 @@ func (s *Socket) run() {
 func (s *Socket) exit() {
 	s.mu.Lock()
 	s.closed = true
-	s.queue = nil
+	s.queue = queue{}
 	if s.closeTimer != nil {
 		s.closeTimer.Stop()
 	}
@@ -332,10 +343,12 @@ func (s *Socket) serve(conn *websocket.Conn) (ev CloseEvent, ok bool) {
 		s.mu.Unlock()
 		return CloseEvent{}, false
 	}
-	s.connected = true
+	s.conn = conn
 	s.mu.Unlock()
 
-	ctx, cancel := context.WithCancel(s.ctx)
+	// Reads and writes use no context (a cancelable one costs allocations
+	// on every call): closing conn is what interrupts them.
+	ctx, cancel := context.WithCancel(s.ctx) // ends the writer's wait
 	flushed := make(chan struct{})
 	writerDone := make(chan struct{})
 	var writeErr error
@@ -347,11 +360,10 @@ func (s *Socket) serve(conn *websocket.Conn) (ev CloseEvent, ok bool) {
 	case <-flushed:
 	case <-writerDone:
 	}
-	s.callback(func() {
-		if s.cfg.OnOpen != nil {
-			s.cfg.OnOpen(s)
-		}
-	})
+	if s.cfg.OnOpen != nil && s.enter() {
+		s.cfg.OnOpen(s)
+		s.leave()
+	}
 	select {
 	case <-s.opened:
 	default:
@@ -360,7 +372,7 @@ func (s *Socket) serve(conn *websocket.Conn) (ev CloseEvent, ok bool) {
 
 	var readErr error
 	for {
-		typ, b, err := conn.Read(ctx)
+		typ, b, err := conn.Read(context.Background())
 		if err != nil {
 			readErr = err
 			break
@@ -369,16 +381,16 @@ func (s *Socket) serve(conn *websocket.Conn) (ev CloseEvent, ok bool) {
 		if typ == websocket.MessageText {
 			msg = party.Text(string(b))
 		}
-		s.callback(func() {
-			if s.cfg.OnMessage != nil {
-				s.cfg.OnMessage(s, msg)
-			}
-		})
+		if s.cfg.OnMessage != nil && s.enter() {
+			s.cfg.OnMessage(s, msg)
+			s.leave()
+		}
 	}
+	conn.CloseNow() // interrupts a write in progress
 	cancel()
 	<-writerDone
 	s.mu.Lock()
-	s.connected = false
+	s.conn = nil
 	closed := s.closed
 	s.mu.Unlock()
 	if closed {
@@ -394,17 +406,15 @@ func (s *Socket) serve(conn *websocket.Conn) (ev CloseEvent, ok bool) {
 			err = writeErr
 		}
 		ev = CloseEvent{Code: party.StatusAbnormalClosure, Err: err}
-		s.callback(func() {
-			if s.cfg.OnError != nil {
-				s.cfg.OnError(s, err)
-			}
-		})
-	}
-	s.callback(func() {
-		if s.cfg.OnClose != nil {
-			s.cfg.OnClose(s, ev)
+		if s.cfg.OnError != nil && s.enter() {
+			s.cfg.OnError(s, err)
+			s.leave()
 		}
-	})
+	}
+	if s.cfg.OnClose != nil && s.enter() {
+		s.cfg.OnClose(s, ev)
+		s.leave()
+	}
 	return ev, true
 }
 
@@ -416,7 +426,7 @@ func (s *Socket) serve(conn *websocket.Conn) (ev CloseEvent, ok bool) {
 func (s *Socket) write(ctx context.Context, conn *websocket.Conn, flushed chan<- struct{}) error {
 	for {
 		s.mu.Lock()
-		if len(s.queue) == 0 {
+		if s.queue.len() == 0 {
 			closed := s.closed
 			s.mu.Unlock()
 			if flushed != nil {
@@ -434,52 +444,49 @@ func (s *Socket) write(ctx context.Context, conn *websocket.Conn, flushed chan<-
 				return nil
 			}
 		}
-		msg := s.queue[0]
+		msg := s.queue.peek()
 		s.mu.Unlock()
 
 		typ := websocket.MessageText
 		if msg.IsBinary() {
 			typ = websocket.MessageBinary
 		}
-		if err := conn.Write(ctx, typ, msg.Bytes()); err != nil {
+		if err := conn.Write(context.Background(), typ, msg.Bytes()); err != nil {
 			conn.CloseNow()
 			return err
 		}
 		s.mu.Lock()
-		if len(s.queue) > 0 { // exit may have emptied it
-			s.queue[0] = party.Message{}
-			s.queue = s.queue[1:]
-		}
+		s.queue.pop() // only this writer pops, and exit waits for it
 		s.mu.Unlock()
 	}
 }
 
-// callback runs f as a callback, unless Close has been called; it reports
-// whether f ran.
-func (s *Socket) callback(f func()) bool {
+// enter marks the start of a callback, unless Close has been called: then
+// it returns false and the callback must not run. A callback that panics
+// crashes the program (as a panic in any goroutine), so leave needs no
+// defer.
+func (s *Socket) enter() bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
-		s.mu.Unlock()
 		return false
 	}
 	s.inCallback = true
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.inCallback = false
-		s.mu.Unlock()
-	}()
-	f()
 	return true
+}
+
+// leave marks the end of a callback.
+func (s *Socket) leave() {
+	s.mu.Lock()
+	s.inCallback = false
+	s.mu.Unlock()
 }
 
 // shouldReconnect asks Options.ShouldReconnect, unless Close was called.
 func (s *Socket) shouldReconnect(ev CloseEvent) bool {
-	again := true
-	ran := s.callback(func() {
-		if s.cfg.ShouldReconnect != nil {
-			again = s.cfg.ShouldReconnect(ev)
-		}
-	})
-	return ran && again
+	if !s.enter() {
+		return false
+	}
+	defer s.leave()
+	return s.cfg.ShouldReconnect == nil || s.cfg.ShouldReconnect(ev)
 }
