@@ -149,8 +149,8 @@ type Options struct {
 	MaxQueued int
 
 	// ReadLimit is the largest message accepted from the server, in bytes;
-	// a larger one closes the connection with 1009 (and the Socket
-	// reconnects). Zero means 16 MiB; a negative value means no limit.
+	// a larger one closes the connection with 1009 (reported to OnError,
+	// then OnClose) and the Socket reconnects. Zero means 16 MiB; a negative value means no limit.
 	ReadLimit int64
 
 	// OnOpen, OnMessage, OnClose and OnError are called on the Socket's
@@ -180,8 +180,9 @@ type CloseEvent struct {
 	// example 1012 (party.StatusServiceRestart) when the server shuts down
 	// or 4409 (party.StatusReplaced) when another connection took the same
 	// id. Code is 1006 (party.StatusAbnormalClosure) when the connection
-	// broke or could not be opened, and 1005 (party.StatusNoStatus) when
-	// the close frame carried no code.
+	// broke or could not be opened, 1009 (party.StatusMessageTooBig) when
+	// a message over Options.ReadLimit arrived, and 1005
+	// (party.StatusNoStatus) when the close frame carried no code.
 	Code   party.StatusCode
 	Reason string
 

@@ -406,6 +406,9 @@ func (s *Socket) serve(conn *websocket.Conn) (ev CloseEvent, ok bool) {
 			err = writeErr
 		}
 		ev = CloseEvent{Code: party.StatusAbnormalClosure, Err: err}
+		if errors.Is(err, websocket.ErrMessageTooBig) {
+			ev.Code = party.StatusMessageTooBig // sent to the server too
+		}
 		if s.cfg.OnError != nil && s.enter() {
 			s.cfg.OnError(s, err)
 			s.leave()

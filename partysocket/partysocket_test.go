@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -503,4 +504,102 @@ func hangingPort(t *testing.T) string {
 	}()
 	t.Cleanup(func() { ln.Close(); <-done })
 	return ln.Addr().String()
+}
+
+// A connection that breaks without a close frame is reported to OnError,
+// then to OnClose as 1006, and the socket reconnects with the same id.
+func TestBrokenConnection(t *testing.T) {
+	log := newQueue()
+	srv := startServer(t, newProbe(log), nil)
+	p := startProxy(t, srv.addr)
+	events := newQueue()
+	o := client(srv, "r", "fragile", events)
+	o.Host = p.addr
+	s := dial(t, o)
+	events.expect(t, "open")
+	log.skipTo(t, "connect fragile ")
+
+	p.cut()
+	if got := events.next(t); !strings.HasPrefix(got, "error ") {
+		t.Fatalf("got %q, want the error first", got)
+	}
+	events.expect(t, "close 1006 ", "open")
+	log.skipTo(t, "connect fragile ")
+	send(t, s, party.Text("back"))
+	log.skipTo(t, "message fragile text:back")
+}
+
+// A message over ReadLimit closes the connection with 1009, and the socket
+// reconnects.
+func TestReadLimit(t *testing.T) {
+	srv := startServer(t, newChat, nil)
+	events := newQueue()
+	o := client(srv, "r", "small", events)
+	o.ReadLimit = 1000
+	dial(t, o)
+	events.expect(t, "open", "text:Welcome, small")
+	big := dial(t, client(srv, "r", "big", newQueue()))
+	events.expect(t, "text:Heads up! big joined the party!")
+	send(t, big, party.Text(strings.Repeat("x", 1000)))
+	send(t, big, party.Text(strings.Repeat("y", 1001)))
+	events.expect(t, "text:"+strings.Repeat("x", 1000))
+	if got := events.next(t); !strings.HasPrefix(got, "error ") || !strings.Contains(got, "too big") {
+		t.Fatalf("got %q, want an error saying the message is too big", got)
+	}
+	events.expect(t, "close 1009 ")
+	events.expect(t, "open", "text:Welcome, small")
+}
+
+// proxy forwards TCP connections to a server, and can cut them all at once.
+type proxy struct {
+	addr  string
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{addr: ln.Addr().String()}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			wg.Add(2)
+			go func() { defer wg.Done(); io.Copy(up, c); up.Close() }()
+			go func() { defer wg.Done(); io.Copy(c, up); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		p.cut()
+		wg.Wait()
+	})
+	return p
+}
+
+// cut closes every connection through the proxy, without a close frame.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
 }
