@@ -125,11 +125,13 @@ type Options struct {
 	// retried. Zero means 4s; a negative value means no bound.
 	ConnectionTimeout time.Duration
 
-	// MaxRetries is the number of failed attempts in a row (counted as for
-	// the delays, so a connection that stayed up for MinUptime starts the
-	// count again) after which the Socket stops reconnecting and closes
-	// for good. Zero means no limit, partysocket's default; a negative
-	// value means the Socket never reconnects (one attempt only).
+	// MaxRetries is how many attempts in a row the Socket makes after a
+	// failed attempt or a close before it gives up and closes for good
+	// (Done is closed). The count is the one the delays use: a connection
+	// that closes before MinUptime does not end the row, one that stayed
+	// open for MinUptime starts it again. Zero means no limit, partysocket's
+	// default; a negative value means the Socket never reconnects (one
+	// attempt only).
 	MaxRetries int
 
 	// ShouldReconnect, if set, decides after every close and every failed
