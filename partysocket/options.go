@@ -44,9 +44,10 @@ type Options struct {
 	Protocol string
 
 	// Room is the room to connect to. It is sent as written, except that
-	// spaces, control and non-ASCII characters and `"#<>?`{}` are
-	// percent-encoded (as a browser's URL parser does; a "/" is not, so it
-	// starts a sub-path, as with partysocket).
+	// spaces, control and non-ASCII characters, and " # < > ? ` { } are
+	// percent-encoded, as a browser's URL parser does, so a Go client and a
+	// browser given the same name reach the same room. A "/" is not
+	// encoded: it starts a sub-path, as with partysocket.
 	Room string
 
 	// Party is the party's name. Empty means "main".
@@ -137,9 +138,10 @@ type Options struct {
 	// ShouldReconnect, if set, decides after every close and every failed
 	// attempt whether the Socket tries again; returning false closes it for
 	// good (Done is closed). ev.Code and ev.Reason are the close frame's
-	// (for example 4001 "unauthorized" sent by the server), or 1006 with
-	// ev.Err set when the connection broke or could not be opened (a
-	// refused handshake's ev.Err wraps a *HandshakeError). Nil means always
+	// (for example 4001 "unauthorized" sent by the server), or, with ev.Err
+	// set, 1006 when the connection broke or could not be opened (a
+	// refused handshake's ev.Err wraps a *HandshakeError) and 1009 after a
+	// message over ReadLimit. Nil means always
 	// reconnect, as partysocket does whatever the code. It is not called
 	// after Close.
 	ShouldReconnect func(ev CloseEvent) bool
@@ -152,7 +154,8 @@ type Options struct {
 
 	// ReadLimit is the largest message accepted from the server, in bytes;
 	// a larger one closes the connection with 1009 (reported to OnError,
-	// then OnClose) and the Socket reconnects. Zero means 16 MiB; a negative value means no limit.
+	// then OnClose) and the Socket reconnects. Zero means 16 MiB; a
+	// negative value means no limit.
 	ReadLimit int64
 
 	// OnOpen, OnMessage, OnClose and OnError are called on the Socket's
@@ -160,10 +163,11 @@ type Options struct {
 	// connection opens (after the messages queued while disconnected were
 	// written), OnMessage for each message received on it, in order (text
 	// and binary kept apart: see party.Message), then OnClose once when it
-	// closes. OnError reports each failed connection attempt, and a
-	// connection that broke without a close frame (just before its
-	// OnClose, whose code is then 1006). No callback runs after Close has
-	// been called, so the close asked for by Close is not reported.
+	// closes. OnError reports each failed connection attempt, and each
+	// connection that failed rather than closed (it broke without a close
+	// frame, or a message passed ReadLimit), just before its OnClose, whose
+	// code is then 1006 or 1009. No callback runs after Close has been
+	// called, so the close asked for by Close is not reported.
 	//
 	// The Socket reads nothing while a callback runs: a slow callback holds
 	// up the messages behind it. Callbacks may call Send and Close. Each
