@@ -22,8 +22,7 @@ func (echo) OnMessage(msg party.Message, sender *party.Connection) { sender.Send
 func BenchmarkRoundTrip(b *testing.B) {
 	msg := party.Text("hello, room")
 	b.Run("Socket", func(b *testing.B) {
-		srv := startServer(&testing.T{}, func(*party.Room) party.Server { return echo{} }, nil)
-		defer srv.stop()
+		srv := startServer(b, func(*party.Room) party.Server { return echo{} }, nil)
 		back := make(chan struct{}, 1)
 		s, err := partysocket.Dial(context.Background(), partysocket.Options{
 			Host:      srv.addr,
@@ -44,8 +43,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 		}
 	})
 	b.Run("coder-websocket", func(b *testing.B) {
-		srv := startServer(&testing.T{}, func(*party.Room) party.Server { return echo{} }, nil)
-		defer srv.stop()
+		srv := startServer(b, func(*party.Room) party.Server { return echo{} }, nil)
 		ctx := context.Background()
 		c, _, err := websocket.Dial(ctx, "ws://"+srv.addr+"/parties/main/bench", &websocket.DialOptions{HTTPClient: &http.Client{}})
 		if err != nil {

@@ -25,7 +25,7 @@ const wait = 10 * time.Second
 // server is a real party server on a real TCP port, which can be shut down
 // and started again on the same port.
 type server struct {
-	t       *testing.T
+	t       testing.TB
 	addr    string // host:port, fixed for the server's life
 	factory func(*party.Room) party.Server
 	setup   func(*party.Host)
@@ -38,7 +38,7 @@ type server struct {
 
 // startServer serves a fresh party.Host built with factory (and setup, if
 // not nil) on a free port of 127.0.0.1 and stops it when the test ends.
-func startServer(t *testing.T, factory func(*party.Room) party.Server, setup func(*party.Host)) *server {
+func startServer(t testing.TB, factory func(*party.Room) party.Server, setup func(*party.Host)) *server {
 	t.Helper()
 	s := &server{t: t, addr: "127.0.0.1:0", factory: factory, setup: setup}
 	s.start()
@@ -286,7 +286,7 @@ func send(t *testing.T, s *partysocket.Socket, msg party.Message) {
 }
 
 // eventually polls cond until it holds, failing after wait.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(wait)
 	for !cond() {

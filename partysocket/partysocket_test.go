@@ -315,9 +315,11 @@ func TestBackoffMeasured(t *testing.T) {
 	}
 	for i, min := range []time.Duration{20, 40, 80, 80, 80} {
 		min *= time.Millisecond
-		if gap := time.Duration(times[i+1] - times[i]); gap < min {
+		gap := time.Duration(times[i+1] - times[i])
+		if gap < min {
 			t.Errorf("attempt %d came %v after the previous one, want at least %v", i+2, gap, min)
 		}
+		t.Logf("attempt %d: %v after the previous one (delay %v)", i+2, gap.Round(100*time.Microsecond), min)
 	}
 }
 
