@@ -1663,3 +1663,54 @@ func TestTruncatedMessageIsNotDelivered(t *testing.T) {
 		})
 	}
 }
+
+// ---- a deadline on Shutdown with a client that does not read ----------------------
+
+// Regression: when Shutdown's ctx ends first, the connections still open are
+// dropped at once, as documented, and Shutdown returns. A client that had
+// stopped reading held it for 5 more seconds: the drop still attempted a
+// close handshake, whose close frame waited behind the stuck write.
+func TestShutdownDeadlineWithStalledClient(t *testing.T) {
+	before := runtime.NumGoroutine()
+	var closes sync.Map
+	h := party.Handler(func(*party.Room) party.Server { return &echo{closes: &closes} })
+	mux := http.NewServeMux()
+	mux.Handle("/party/", h)
+	srv := httptest.NewServer(mux)
+	ws := "ws" + strings.TrimPrefix(srv.URL, "http")
+	stalled := dial(t, ws+"/party/s?_pk=stalled") // never reads
+	defer stalled.conn.CloseNow()
+	reader := dial(t, ws+"/party/s?_pk=reader")
+	rd := startReader(reader.conn)
+	joined(t, h, "s", 2)
+	c := h.Room("main", "s").GetConnection("stalled")
+	for range 3 { // more than the socket buffers take: the writer blocks
+		c.Send(party.Binary(make([]byte, 1<<20)))
+	}
+	time.Sleep(100 * time.Millisecond) // let the writer block
+
+	const grace = 500 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	start := time.Now()
+	err := h.Shutdown(ctx)
+	took := time.Since(start)
+	t.Logf("Shutdown with a stalled client and a %v deadline returned %v after %v", grace, err, took.Round(time.Millisecond))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown returned %v, want the deadline", err)
+	}
+	if took > grace+2*time.Second {
+		t.Errorf("Shutdown returned %v after its deadline, want at once", took-grace)
+	}
+	if err := <-rd.done; websocket.CloseStatus(err) != websocket.StatusServiceRestart {
+		t.Errorf("the reading client ended with %v, want 1012", err)
+	}
+	for _, id := range []string{"stalled", "reader"} {
+		if v, ok := closes.Load(id); !ok || !strings.HasPrefix(v.(string), "1012 ") {
+			t.Errorf("OnClose for %s: %v, want 1012", id, v)
+		}
+	}
+	srv.Close()
+	stalled.conn.CloseNow()
+	checkGoroutines(t, before)
+}

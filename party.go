@@ -314,7 +314,12 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		err = ctx.Err()
-		h.eachConnection(func(c *Connection) { c.abort(StatusServiceRestart, "server shutting down", nil) })
+		h.eachConnection(func(c *Connection) {
+			c.abort(StatusServiceRestart, "server shutting down", nil)
+			// No close handshake: its close frame would wait behind a
+			// write stuck on a client that does not read.
+			c.sock.Close()
+		})
 		<-done
 	}
 	h.stopSweeper()
