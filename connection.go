@@ -385,11 +385,14 @@ func (c *Connection) ping(timeout time.Duration) {
 		defer c.pinging.Store(false)
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
+		sent := time.Now().UnixNano()
 		err := c.ws.Ping(ctx)
 		switch {
 		case err == nil:
 			c.lastActive.Store(time.Now().UnixNano())
-		case errors.Is(err, context.DeadlineExceeded) && !c.isClosing():
+		case errors.Is(err, context.DeadlineExceeded) && !c.isClosing() && c.sock.lastRead.Load() < sent:
+			// No pong, and not a byte since the ping: gone. (Bytes mean a
+			// long frame is arriving, with the pong behind it.)
 			c.abort(StatusAbnormalClosure, "keepalive timeout", errKeepalive)
 		}
 	})
@@ -398,6 +401,10 @@ func (c *Connection) ping(timeout time.Duration) {
 		c.pinging.Store(false)
 	}
 }
+
+// lastSeen returns when the client was last heard from, in unix
+// nanoseconds: a message, a pong, or any bytes at all.
+func (c *Connection) lastSeen() int64 { return max(c.lastActive.Load(), c.sock.lastRead.Load()) }
 
 func truncateReason(s string) string {
 	if len(s) <= maxReasonLength {

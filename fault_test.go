@@ -1714,3 +1714,65 @@ func TestShutdownDeadlineWithStalledClient(t *testing.T) {
 	stalled.conn.CloseNow()
 	checkGoroutines(t, before)
 }
+
+// ---- a slow upload and the keepalive ---------------------------------------------------
+
+// Regression: a client uploading one large frame slowly is alive, and the
+// keepalive leaves it be, even when a ping came just before the upload and
+// its pong waits behind the frame (browsers send each message as one frame).
+// Its bytes did not count as signs of life, so it was dropped as "keepalive
+// timeout" after PingInterval+PingTimeout: with the defaults, any message
+// taking more than about 40 s to arrive. A client that then goes quiet is
+// still found.
+func TestSlowUploadIsNotDroppedByKeepalive(t *testing.T) {
+	var closes sync.Map
+	h := party.Handler(func(*party.Room) party.Server { return &echo{closes: &closes} })
+	h.PingInterval, h.PingTimeout = 200*time.Millisecond, 200*time.Millisecond
+	_, srv := serve(t, h)
+	c, err := rawDial(srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.upgrade("/party/upload?_pk=up"); err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, op, ping, err := c.readFrame() // the client is silent at first: a ping comes
+	if err != nil || op != opPing {
+		t.Fatalf("got opcode %d, %v; want a ping", op, err)
+	}
+	// The upload starts before the pong, which waits behind the frame.
+	frame := appendFrame(nil, true, opBinary, make([]byte, 64<<10))
+	start := time.Now()
+	for i := 0; i < len(frame); i += 1024 { // about 2 s, ten times PingInterval+PingTimeout
+		if _, err := c.Write(frame[i:min(i+1024, len(frame))]); err != nil {
+			t.Fatalf("upload failed after %v: %v", time.Since(start), err)
+		}
+		time.Sleep(30 * time.Millisecond)
+		if v, ok := closes.Load("up"); ok {
+			t.Fatalf("dropped after %v while uploading: %v", time.Since(start), v)
+		}
+	}
+	c.writeFrame(true, opPong, ping)
+	for {
+		_, op, p, err := c.readFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if op == opBinary {
+			if len(p) != 64<<10 {
+				t.Fatalf("echo of %d bytes, want %d", len(p), 64<<10)
+			}
+			break
+		}
+	}
+	t.Logf("a 64 KiB frame uploaded over %v with PingInterval and PingTimeout at 200ms was kept", time.Since(start).Round(time.Millisecond))
+	// Quiet now, and answering no ping: found within 2×PingInterval+PingTimeout.
+	quiet := time.Now()
+	eventually(t, "the quiet client to be dropped", func() bool { _, ok := closes.Load("up"); return ok })
+	if v, _ := closes.Load("up"); v != "1006 keepalive timeout" {
+		t.Errorf("OnClose saw %q, want 1006 keepalive timeout", v)
+	}
+	t.Logf("then quiet, found after %v", time.Since(quiet).Round(time.Millisecond))
+}

@@ -48,7 +48,7 @@ func (h *Host) sweep(k *sweeper) {
 				}
 				// A connection busy in a handler is not reading, so it could
 				// not see the pong: it is not pinged.
-				if interval > 0 && c.reading.Load() && c.lastActive.Load() < silent && c.pinging.CompareAndSwap(false, true) {
+				if interval > 0 && c.reading.Load() && c.lastSeen() < silent && c.pinging.CompareAndSwap(false, true) {
 					c.ping(timeout)
 				}
 			})
