@@ -190,10 +190,11 @@ type Host struct {
 	// drops the connection. Zero means DefaultWriteTimeout (10s).
 	WriteTimeout time.Duration
 
-	// PingInterval is how long a connection may stay silent before the
-	// server pings it; PingTimeout is how long the pong may take. A
-	// connection that does not answer is dropped (its OnClose sees 1006), so
-	// a dead peer is found within 2×PingInterval+PingTimeout. Zero means
+	// PingInterval is how long a connection may stay silent (not a byte
+	// from the client) before the server pings it; PingTimeout is how long
+	// the pong may take. A connection that neither answers nor sends
+	// anything meanwhile is dropped (its OnClose sees 1006), so a dead peer
+	// is found within 2×PingInterval+PingTimeout. Zero means
 	// DefaultPingInterval (30s) and DefaultPingTimeout (10s); a negative
 	// PingInterval turns keepalive off.
 	PingInterval time.Duration
