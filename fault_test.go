@@ -54,10 +54,17 @@ func serveWith(t *testing.T, h *party.Host, configure func(*http.Server)) (strin
 
 // liveHeap returns the bytes of live heap objects, after a full collection.
 func liveHeap() uint64 {
+	heap, _ := liveMemory()
+	return heap
+}
+
+// liveMemory returns the bytes of live heap objects, after a full
+// collection, and of goroutine stacks.
+func liveMemory() (heap, stacks uint64) {
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
+	return m.HeapAlloc, m.StackInuse
 }
 
 func mib(b uint64) string { return fmt.Sprintf("%.2f MiB", float64(b)/(1<<20)) }
@@ -362,7 +369,7 @@ func TestStalledClientDuring10000Broadcasts(t *testing.T) {
 		if closedAfter < 0 && room.GetConnection("stalled") == nil {
 			closedAfter = i + 1
 		}
-		if i%1000 == 999 {
+		if i%100 == 99 && closedAfter < 0 || i%1000 == 999 { // finely while the stalled queue grows
 			peak = max(peak, liveHeap())
 		}
 	}
@@ -715,8 +722,8 @@ func TestTwentyThousandRooms(t *testing.T) {
 	addr := srv.Listener.Addr().String()
 
 	const rooms, batch = 20_000, 250
-	base := liveHeap()
-	var open uint64 // live heap with one batch of rooms open
+	base, baseStacks := liveMemory()
+	var open, openStacks uint64 // with one batch of rooms open
 	for start := 0; start < rooms; start += batch {
 		conns := make([]*rawConn, batch)
 		var wg sync.WaitGroup
@@ -749,7 +756,7 @@ func TestTwentyThousandRooms(t *testing.T) {
 			t.Fatal(err)
 		}
 		if start == rooms/2 {
-			open = liveHeap()
+			open, openStacks = liveMemory()
 		}
 		for _, c := range conns {
 			wg.Add(1)
@@ -773,9 +780,10 @@ func TestTwentyThousandRooms(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	after := liveHeap()
-	t.Logf("%d rooms opened and left, %d at a time: live heap before %s, with %d rooms open %s (%.1f KiB per room with its connection), after all were dropped %s (%s)",
-		built.Load(), batch, mib(base), batch, mib(open), (float64(open)-float64(base))/batch/1024, mib(after), signedMiB(after, base))
+	after, afterStacks := liveMemory()
+	t.Logf("%d rooms opened and left, %d at a time: live heap before %s, with %d rooms open %s (+%.1f KiB heap and +%.1f KiB stacks per room with its connection, test client included), after all were dropped %s (%s; stacks %s)",
+		built.Load(), batch, mib(base), batch, mib(open), (float64(open)-float64(base))/batch/1024,
+		(float64(openStacks)-float64(baseStacks))/batch/1024, mib(after), signedMiB(after, base), signedMiB(afterStacks, baseStacks))
 	if built.Load() != rooms {
 		t.Errorf("%d Servers built, want %d", built.Load(), rooms)
 	}
