@@ -106,12 +106,20 @@ func (h *Host) serveWebSocket(w http.ResponseWriter, r *http.Request, key roomKe
 		return
 	}
 
+	// The room's turn is taken before the 101 is written and kept until the
+	// connection has joined: no handler of the room runs between the moment
+	// the client sees its socket open and the moment it is in the room, so
+	// whatever the room does after a client is open reaches that client.
+	startErr := room.lock()
 	sb := &smallBuffers{ResponseWriter: w}
 	ws, err := websocket.Accept(sb, r, &websocket.AcceptOptions{
 		Subprotocols:       h.Subprotocols,
 		InsecureSkipVerify: true, // checkOrigin did it, with a clearer refusal
 	})
 	if err != nil {
+		if startErr == nil {
+			room.unlock()
+		}
 		room.release(true)
 		return // Accept has answered
 	}
@@ -119,8 +127,8 @@ func (h *Host) serveWebSocket(w http.ResponseWriter, r *http.Request, key roomKe
 	c := &Connection{id: id, uri: requestURI(r), room: room, ws: ws, sock: sb.sock, tags: []string{id}}
 	c.lastActive.Store(time.Now().UnixNano())
 
-	if err := room.lock(); err != nil {
-		ws.Close(websocket.StatusInternalError, truncateReason(err.Error()))
+	if startErr != nil {
+		ws.Close(websocket.StatusInternalError, truncateReason(startErr.Error()))
 		room.release(true)
 		return
 	}

@@ -1196,3 +1196,21 @@ func TestReplacementSeesWelcomeFirst(t *testing.T) {
 	observer.expect("So sad! same left the party!")
 	observer.expect("Heads up! same joined the party!")
 }
+
+// Once a client's socket is open, it is in the room for everything the room
+// does afterwards: a message sent by the next client to join reaches it.
+func TestOpenMeansJoined(t *testing.T) {
+	h := party.Handler(func(r *party.Room) party.Server {
+		return &probe{message: func(m party.Message, c *party.Connection) { r.Broadcast(m, c.ID()) }}
+	})
+	ws, _ := serve(t, h)
+	for i := range 30 {
+		room := fmt.Sprint("open", i)
+		a := dial(t, ws+"/party/"+room+"?_pk=a")
+		b := dial(t, ws+"/party/"+room+"?_pk=b")
+		b.send("hi")
+		a.expect("hi")
+		a.close()
+		b.close()
+	}
+}
