@@ -272,10 +272,14 @@ func (c *Connection) writeLoop() {
 
 		c.writeSince.Store(time.Now().UnixNano())
 		var err error
+		c.sock.beginBatch() // the batch's frames leave in one write
 		for _, m := range batch {
 			if err = c.ws.Write(context.Background(), m.wsType(), m.data); err != nil {
 				break
 			}
+		}
+		if ferr := c.sock.endBatch(); err == nil {
+			err = ferr
 		}
 		c.writeSince.Store(0)
 

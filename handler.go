@@ -13,7 +13,6 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -164,7 +163,7 @@ func (c *Connection) serve(joined bool) {
 // straight through, and every idle connection saves the difference.
 const (
 	connReadBuffer  = 512
-	connWriteBuffer = 1024
+	connWriteBuffer = 128 // the socket gathers a batch's frames; this only stages headers and control frames
 )
 
 // smallBuffers makes coder/websocket's Accept use smaller buffers than the
@@ -172,34 +171,6 @@ const (
 type smallBuffers struct {
 	http.ResponseWriter
 	sock *socket // the hijacked connection
-}
-
-// socket is a hijacked connection that remembers whether a read from it
-// failed, and when bytes last arrived.
-//
-// coder/websocket's reader takes the io.EOF met at a frame boundary, or
-// before the first byte of a payload, for the end of the message: a message
-// whose client vanished inside it comes out as complete. The read loop asks
-// the socket before handing a message over (a complete message never needs a
-// read past its last byte).
-//
-// Bytes arriving are a sign of life for the keepalive: a client uploading one
-// long frame cannot answer a ping before the frame ends.
-type socket struct {
-	net.Conn
-	failed   atomic.Bool
-	lastRead atomic.Int64 // unix nanoseconds
-}
-
-func (s *socket) Read(p []byte) (int, error) {
-	n, err := s.Conn.Read(p)
-	if n > 0 {
-		s.lastRead.Store(time.Now().UnixNano())
-	}
-	if err != nil {
-		s.failed.Store(true)
-	}
-	return n, err
 }
 
 func (w *smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
