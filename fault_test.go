@@ -357,6 +357,7 @@ func TestStalledClientDuring10000Broadcasts(t *testing.T) {
 
 	base := liveHeap()
 	peak, closedAfter := base, -1
+	var closedAt time.Time
 	for i := range total {
 		// Never more than 32 messages ahead of the slowest reader: the
 		// readers are never at risk, only the stalled client falls behind.
@@ -367,7 +368,7 @@ func TestStalledClientDuring10000Broadcasts(t *testing.T) {
 		}
 		room.Broadcast(party.Text(fmt.Sprintf("%05d %s", i, filler)))
 		if closedAfter < 0 && room.GetConnection("stalled") == nil {
-			closedAfter = i + 1
+			closedAfter, closedAt = i+1, time.Now()
 		}
 		if i%100 == 99 && closedAfter < 0 || i%1000 == 999 { // finely while the stalled queue grows
 			peak = max(peak, liveHeap())
@@ -379,9 +380,11 @@ func TestStalledClientDuring10000Broadcasts(t *testing.T) {
 		}
 	}
 	deadline := time.Now().Add(15 * time.Second) // the close frame to a client that reads nothing times out after 5 s
+	var onCloseLag time.Duration
 	for {
 		v, ok := closes.Load("stalled")
 		if ok {
+			onCloseLag = time.Since(closedAt)
 			if v != "1008 send queue full" {
 				t.Errorf("the stalled client closed with %q, want 1008 send queue full", v)
 			}
@@ -399,8 +402,8 @@ func TestStalledClientDuring10000Broadcasts(t *testing.T) {
 	}
 	after := liveHeap()
 	backlog := uint64(total * size)
-	t.Logf("stalled client closed (1008) after %d broadcasts of %d bytes; live heap: before %s, peak %s (%s), after %s; unbounded backlog would be %s",
-		closedAfter, size, mib(base), mib(peak), signedMiB(peak, base), mib(after), mib(backlog))
+	t.Logf("stalled client closed (1008) after %d broadcasts of %d bytes, its OnClose %v later (at most, polled); live heap: before %s, peak %s (%s), after %s; unbounded backlog would be %s",
+		closedAfter, size, onCloseLag.Round(time.Millisecond), mib(base), mib(peak), signedMiB(peak, base), mib(after), mib(backlog))
 	if bound := uint64(party.DefaultSendQueueBytes) + 4<<20; peak > base+bound {
 		t.Errorf("live heap grew by %s under a stalled client, want at most the queue bound plus 4 MiB (%s)", signedMiB(peak, base), mib(bound))
 	}
