@@ -56,6 +56,7 @@ type Connection struct {
 	pendingBytes int
 	writing      bool // a writer goroutine runs
 	closeWrite   bool // the writer sends the close frame once the queue is empty
+	pingDue      bool // the writer sends a ping frame
 	finished     bool // the connection is gone: no new goroutines
 	code         StatusCode
 	reason       string
@@ -67,7 +68,7 @@ type Connection struct {
 	workers    sync.WaitGroup
 	left       bool // guarded by room.turn
 	reading    atomic.Bool
-	pinging    atomic.Bool
+	pingSent   atomic.Int64 // unix nanoseconds of the ping awaiting an answer; 0 if none
 	lastActive atomic.Int64 // unix nanoseconds of the last message or pong
 	writeSince atomic.Int64 // unix nanoseconds when the batch being written started; 0 when idle
 }
@@ -253,7 +254,9 @@ func (c *Connection) writeLoop() {
 	defer c.workers.Done()
 	for {
 		c.mu.Lock()
-		if len(c.queue) == 0 {
+		ping := c.pingDue && !c.closing.Load()
+		c.pingDue = false
+		if len(c.queue) == 0 && !ping {
 			if c.closeWrite {
 				c.closeWrite = false
 				code, reason := c.code, c.reason
@@ -273,7 +276,16 @@ func (c *Connection) writeLoop() {
 		c.writeSince.Store(time.Now().UnixNano())
 		var err error
 		c.sock.beginBatch() // the batch's frames leave in one write
+		if ping {
+			// Only this goroutine writes data frames, and coder/websocket
+			// writes each control frame in one Write: between two messages
+			// no frame is half written, so the ping can go in as is.
+			_, err = c.sock.Write(pingFrame)
+		}
 		for _, m := range batch {
+			if err != nil {
+				break
+			}
 			if err = c.ws.Write(context.Background(), m.wsType(), m.data); err != nil {
 				break
 			}
@@ -382,28 +394,21 @@ func (c *Connection) finish() {
 	c.workers.Wait()
 }
 
-// ping checks that an idle connection still answers, dropping it if not.
-func (c *Connection) ping(timeout time.Duration) {
+// pingFrame is an unmasked ping with no payload, as a server sends it.
+var pingFrame = []byte{0x89, 0x00}
+
+// ping has the writer send a ping frame. The client's pong, like any bytes
+// from it, updates the socket's lastRead, which the sweeper watches: no
+// goroutine, timer or context per ping.
+func (c *Connection) ping(now int64) {
 	c.mu.Lock()
-	started := c.goLocked(func() {
-		defer c.pinging.Store(false)
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		sent := time.Now().UnixNano()
-		err := c.ws.Ping(ctx)
-		switch {
-		case err == nil:
-			c.lastActive.Store(time.Now().UnixNano())
-		case errors.Is(err, context.DeadlineExceeded) && !c.isClosing() && c.sock.lastRead.Load() < sent:
-			// No pong, and not a byte since the ping: gone. (Bytes mean a
-			// long frame is arriving, with the pong behind it.)
-			c.abort(StatusAbnormalClosure, "keepalive timeout", errKeepalive)
-		}
-	})
-	c.mu.Unlock()
-	if !started {
-		c.pinging.Store(false)
+	defer c.mu.Unlock()
+	if c.closing.Load() {
+		return
 	}
+	c.pingSent.Store(now)
+	c.pingDue = true
+	c.startWriterLocked()
 }
 
 // lastSeen returns when the client was last heard from, in unix

@@ -26,8 +26,8 @@ func (h *Host) sweep(k *sweeper) {
 	defer close(k.done)
 	interval, timeout, writeTimeout := h.pingInterval(), h.pingTimeout(), h.writeTimeout()
 	tick := writeTimeout / 2
-	if interval > 0 && interval/2 < tick {
-		tick = interval / 2
+	if interval > 0 {
+		tick = min(tick, interval/2, timeout/2)
 	}
 	t := time.NewTicker(tick)
 	defer t.Stop()
@@ -46,10 +46,23 @@ func (h *Host) sweep(k *sweeper) {
 					c.abort(StatusAbnormalClosure, "write timeout", errWriteStuck)
 					return
 				}
-				// A connection busy in a handler is not reading, so it could
-				// not see the pong: it is not pinged.
-				if interval > 0 && c.reading.Load() && c.lastSeen() < silent && c.pinging.CompareAndSwap(false, true) {
-					c.ping(timeout)
+				if interval <= 0 || !c.reading.Load() {
+					// A connection busy in a handler is not reading, so its
+					// pong could not be seen: it is left alone until it reads.
+					return
+				}
+				seen := c.lastSeen()
+				if sent := c.pingSent.Load(); sent != 0 {
+					switch {
+					case seen >= sent: // answered, or bytes arriving (a long frame, the pong behind it)
+						c.pingSent.CompareAndSwap(sent, 0)
+					case now.UnixNano()-sent > int64(timeout):
+						c.abort(StatusAbnormalClosure, "keepalive timeout", errKeepalive)
+					}
+					return
+				}
+				if seen < silent {
+					c.ping(now.UnixNano())
 				}
 			})
 		}
