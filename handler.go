@@ -326,7 +326,8 @@ func checkID(kind, raw string) error {
 func connectionID(r *http.Request) (string, error) {
 	q, _ := url.ParseQuery(r.URL.RawQuery)
 	if pk := q["_pk"]; len(pk) > 0 && pk[0] != "" {
-		return pk[0], checkID("connection id (_pk)", url.PathEscape(pk[0]))
+		// Cloned: a substring would keep the whole request line alive.
+		return strings.Clone(pk[0]), checkID("connection id (_pk)", url.PathEscape(pk[0]))
 	}
 	return xid.New().String(), nil
 }
