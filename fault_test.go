@@ -724,6 +724,13 @@ func TestTwentyThousandRooms(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	addr := srv.Listener.Addr().String()
 
+	// Two clients in a room of their own chat through all of it.
+	steadyA := dial(t, "ws://"+addr+"/party/steady?_pk=a")
+	steadyA.expect("Welcome, a")
+	steadyB := dial(t, "ws://"+addr+"/party/steady?_pk=b")
+	steadyB.expect("Welcome, b")
+	steadyA.expect("Heads up! b joined the party!")
+
 	const rooms, batch = 20_000, 250
 	base, baseStacks := liveMemory()
 	var open, openStacks uint64 // with one batch of rooms open
@@ -770,8 +777,12 @@ func TestTwentyThousandRooms(t *testing.T) {
 				}
 			}()
 		}
+		steadyA.send(fmt.Sprint("during batch ", start))
+		steadyB.expect(fmt.Sprint("during batch ", start))
 		wg.Wait()
 	}
+	steadyA.close()
+	steadyB.close()
 	deadline := time.Now().Add(10 * time.Second)
 	for i := 0; i < rooms; {
 		if h.Room("main", fmt.Sprint("room", i)) == nil {
@@ -787,8 +798,8 @@ func TestTwentyThousandRooms(t *testing.T) {
 	t.Logf("%d rooms opened and left, %d at a time: live heap before %s, with %d rooms open %s (+%.1f KiB heap and +%.1f KiB stacks per room with its connection, test client included), after all were dropped %s (%s; stacks %s)",
 		built.Load(), batch, mib(base), batch, mib(open), (float64(open)-float64(base))/batch/1024,
 		(float64(openStacks)-float64(baseStacks))/batch/1024, mib(after), signedMiB(after, base), signedMiB(afterStacks, baseStacks))
-	if built.Load() != rooms {
-		t.Errorf("%d Servers built, want %d", built.Load(), rooms)
+	if built.Load() != rooms+1 {
+		t.Errorf("%d Servers built, want %d and the steady client's", built.Load(), rooms)
 	}
 	if after > base+2<<20 {
 		t.Errorf("live heap %s after every room was dropped, want within 2 MiB of the %s it started at", mib(after), mib(base))
