@@ -166,6 +166,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:18080", "address the servers listen on")
 	outDir := flag.String("out", "results", "directory for results.jsonl, table.md and the servers' logs")
 	from := flag.String("from", "", "skip running: print the table from this results.jsonl")
+	strict := flag.Bool("strict", false, "exit 1 if a run fails or party loses, duplicates or misroutes a delivery, drops a client or fails a connection (for a CI smoke run)")
 	bin := flag.String("bin", "", "directory with prebuilt load, party, gorillahub and melody binaries (default: build them)")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
@@ -229,6 +230,7 @@ func main() {
 	}
 	defer jsonl.Close()
 	var results []result
+	failures := 0
 	for round := 1; round <= *rounds; round++ {
 		for _, sc := range scenarios(*scale, *dur, *window, hard, bRates, *cRate, *steady) {
 			if !want[strings.Split(sc.key, "@")[0]] {
@@ -239,7 +241,11 @@ func main() {
 				r, raw, err := runOne(*bin, srv, sc, *addr, *outDir)
 				if err != nil {
 					log.Printf("  %s %s: %v", sc.key, srv, err)
+					failures++
 					continue
+				}
+				if srv == "party" && !clean(r) {
+					failures++
 				}
 				r.Server, r.Scenario, r.Round, r.Label = srv, sc.key, round, sc.title
 				results = append(results, r)
@@ -261,6 +267,16 @@ func main() {
 	printTable(io.MultiWriter(os.Stdout, f), results, header)
 	f.Close()
 	log.Printf("wrote %s and %s", filepath.Join(*outDir, "results.jsonl"), filepath.Join(*outDir, "table.md"))
+	if *strict && failures > 0 {
+		log.Fatalf("-strict: %d run(s) failed or party was not clean", failures)
+	}
+}
+
+// clean reports whether a run lost, duplicated or misrouted nothing, kept
+// every client and had every connection succeed.
+func clean(r result) bool {
+	return r.Lost == 0 && r.Duplicated == 0 && r.Unexpected == 0 && r.DroppedClients == 0 && r.ConnectFailed == 0 &&
+		(r.Churn == nil || (r.Churn.Failed == 0 && r.Churn.NoticesMissed == 0))
 }
 
 // commandLine is how this run was started, as typed in bench/.

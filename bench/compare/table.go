@@ -239,8 +239,7 @@ func printTargets(w io.Writer, byKey map[string]map[string][]result) {
 	for key, bySrv := range byKey {
 		for srv, rs := range bySrv {
 			for _, r := range rs {
-				if r.Lost != 0 || r.Duplicated != 0 || r.Unexpected != 0 || r.DroppedClients != 0 || r.ConnectFailed != 0 ||
-					(r.Churn != nil && (r.Churn.Failed != 0 || r.Churn.NoticesMissed != 0)) {
+				if !clean(r) {
 					bad = append(bad, fmt.Sprintf("%s in (%s) round %d", serverTitle[srv], key, r.Round))
 				}
 			}

@@ -200,26 +200,62 @@ func main() {
 	cfg.Parts = max(*procs, 1)
 	raiseFileLimit()
 
-	rep := &report{
-		Label: *label, Clients: cfg.Clients, Rooms: cfg.Rooms, Senders: cfg.Senders,
+	o := options{pid: *pid, debugURL: *debugURL, settle: *settle, steady: *steady, gc: *gc, label: *label}
+	rep, done, err := measure(cfg, o)
+	if err != nil {
+		log.Fatal(err)
+	}
+	out, _ := json.Marshal(rep)
+	fmt.Println(string(out))
+	time.Sleep(*hold)
+	done()
+}
+
+// options are the parent's measuring settings.
+type options struct {
+	pid      int    // server process, for /proc figures; 0 for none
+	debugURL string // the server's /debug/stats, or ""
+	settle   time.Duration
+	steady   time.Duration
+	gc       bool
+	label    string
+}
+
+// measure connects every part, measures, runs the load and returns the
+// report. done closes the clients and waits for the parts.
+func measure(cfg config, o options) (rep *report, done func(), err error) {
+	rep = &report{
+		Label: o.label, Clients: cfg.Clients, Rooms: cfg.Rooms, Senders: cfg.Senders,
 		Messages: cfg.Messages, Size: max(cfg.Size, headerLen), RateOffered: cfg.Rate, Window: cfg.Window, Procs: cfg.Parts,
 	}
-	rep.RSSIdleKiB = rssKiB(*pid)
-	idle := fetchStats("GET", *debugURL)
+	rep.RSSIdleKiB = rssKiB(o.pid)
+	idle := fetchStats("GET", o.debugURL)
 	if idle != nil {
 		rep.GoroutinesIdle = idle.Goroutines
 	}
-	cpuStart := cpuSeconds(*pid)
+	cpuStart := cpuSeconds(o.pid)
 
 	parts, err := startParts(cfg)
 	if err != nil {
-		log.Fatal(err)
+		return nil, nil, err
+	}
+	done = func() {
+		for _, pt := range parts {
+			pt.in.Close()
+		}
+		for _, pt := range parts {
+			pt.wait()
+		}
+	}
+	fail := func(err error) (*report, func(), error) {
+		done()
+		return nil, nil, err
 	}
 	var maxConnect float64
 	for _, pt := range parts {
 		var env envelope
 		if err := pt.dec.Decode(&env); err != nil || env.Ready == nil {
-			log.Fatalf("part %d did not get ready: %v", pt.n, err)
+			return fail(fmt.Errorf("part %d did not get ready: %v", pt.n, err))
 		}
 		rep.Connected += env.Ready.Connected
 		rep.ConnectFailed += env.Ready.Failed
@@ -227,14 +263,14 @@ func main() {
 		rep.Errors = append(rep.Errors, env.Ready.Errors...)
 	}
 	rep.ConnectSeconds = maxConnect
-	time.Sleep(*settle)
-	rep.RSSConnectedKiB = rssKiB(*pid)
-	cpuConnected := cpuSeconds(*pid)
+	time.Sleep(o.settle)
+	rep.RSSConnectedKiB = rssKiB(o.pid)
+	cpuConnected := cpuSeconds(o.pid)
 	rep.ServerConnectCPUSecs = cpuConnected - cpuStart
-	if rep.Connected > 0 && *pid != 0 {
+	if rep.Connected > 0 && o.pid != 0 {
 		rep.RSSPerConnKiB = float64(rep.RSSConnectedKiB-rep.RSSIdleKiB) / float64(rep.Connected)
 	}
-	if s := fetchStats("GET", *debugURL); s != nil && rep.Connected > 0 {
+	if s := fetchStats("GET", o.debugURL); s != nil && rep.Connected > 0 {
 		rep.GoroutinesConnected = s.Goroutines
 		rep.GoroutinesPerConn = float64(s.Goroutines-rep.GoroutinesIdle) / float64(rep.Connected)
 		if idle != nil {
@@ -242,28 +278,28 @@ func main() {
 			rep.StackKiBPerConn = (float64(s.StackInuse) - float64(idle.StackInuse)) / 1024 / float64(rep.Connected)
 		}
 	}
-	if *steady > 0 {
-		time.Sleep(*steady)
-		rep.RSSSteadyKiB = rssKiB(*pid)
-		if rep.Connected > 0 && *pid != 0 {
+	if o.steady > 0 {
+		time.Sleep(o.steady)
+		rep.RSSSteadyKiB = rssKiB(o.pid)
+		if rep.Connected > 0 && o.pid != 0 {
 			rep.RSSPerConnSteadyKiB = float64(rep.RSSSteadyKiB-rep.RSSIdleKiB) / float64(rep.Connected)
 		}
-		if s := fetchStats("GET", *debugURL); s != nil && rep.Connected > 0 && idle != nil {
+		if s := fetchStats("GET", o.debugURL); s != nil && rep.Connected > 0 && idle != nil {
 			rep.HeapInuseKiBPerConnSteady = (float64(s.HeapInuse) - float64(idle.HeapInuse)) / 1024 / float64(rep.Connected)
 			rep.StackKiBPerConnSteady = (float64(s.StackInuse) - float64(idle.StackInuse)) / 1024 / float64(rep.Connected)
 			rep.GoroutinesPerConnSteady = float64(s.Goroutines-rep.GoroutinesIdle) / float64(rep.Connected)
 		}
 	}
-	if *gc && *debugURL != "" {
-		fetchStats("POST", strings.TrimSuffix(*debugURL, "/stats")+"/gc")
+	if o.gc && o.debugURL != "" {
+		fetchStats("POST", strings.TrimSuffix(o.debugURL, "/stats")+"/gc")
 		time.Sleep(200 * time.Millisecond)
-		rep.RSSConnectedGCKiB = rssKiB(*pid)
-		if rep.Connected > 0 && *pid != 0 {
+		rep.RSSConnectedGCKiB = rssKiB(o.pid)
+		if rep.Connected > 0 && o.pid != 0 {
 			rep.RSSPerConnGCKiB = float64(rep.RSSConnectedGCKiB-rep.RSSIdleKiB) / float64(rep.Connected)
 		}
 	}
 
-	cpuRun := cpuSeconds(*pid)
+	cpuRun := cpuSeconds(o.pid)
 	for _, pt := range parts {
 		fmt.Fprintln(pt.in, "go")
 	}
@@ -273,7 +309,7 @@ func main() {
 	for _, pt := range parts {
 		var env envelope
 		if err := pt.dec.Decode(&env); err != nil || env.Result == nil {
-			log.Fatalf("part %d did not report: %v", pt.n, err)
+			return fail(fmt.Errorf("part %d did not report: %v", pt.n, err))
 		}
 		r := env.Result
 		rep.Sent += r.Sent
@@ -306,8 +342,8 @@ func main() {
 		churn.JoinsSeen += r.ChurnJoins
 		churn.LeavesSeen += r.ChurnLeaves
 	}
-	rep.ServerCPUSeconds = cpuSeconds(*pid) - cpuRun
-	rep.RSSAfterKiB = rssKiB(*pid)
+	rep.ServerCPUSeconds = cpuSeconds(o.pid) - cpuRun
+	rep.RSSAfterKiB = rssKiB(o.pid)
 	rep.Lost = rep.Expected - rep.Delivered
 	if firstSend != 0 {
 		end := max(lastRecv, lastSend)
@@ -320,7 +356,7 @@ func main() {
 		}
 	}
 	rep.LatencyMs = latencyOf(&lat)
-	if rep.Delivered > 0 && *pid != 0 {
+	if rep.Delivered > 0 && o.pid != 0 {
 		rep.ServerCPUUsPerDeliv = rep.ServerCPUSeconds * 1e6 / float64(rep.Delivered)
 	}
 	if cfg.Churn > 0 {
@@ -332,15 +368,7 @@ func main() {
 		churn.NoticesMissed = churn.NoticesExp - churn.JoinsSeen - churn.LeavesSeen
 		rep.Churn = &churn
 	}
-	out, _ := json.Marshal(rep)
-	fmt.Println(string(out))
-	time.Sleep(*hold)
-	for _, pt := range parts {
-		pt.in.Close()
-	}
-	for _, pt := range parts {
-		pt.wait()
-	}
+	return rep, done, nil
 }
 
 func latencyOf(m *merged) latency {
