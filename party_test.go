@@ -1214,3 +1214,30 @@ func TestOpenMeansJoined(t *testing.T) {
 		b.close()
 	}
 }
+
+// A client that closes while the server is writing a backlog to it gets its
+// own close frame back, not a cut connection: coder/websocket's answer must
+// not be lost in the writer's batch.
+func TestCloseAnsweredDuringBacklog(t *testing.T) {
+	h := party.Handler(func(r *party.Room) party.Server {
+		return &probe{message: func(m party.Message, c *party.Connection) {
+			for range 200 {
+				c.Send(m)
+			}
+		}}
+	})
+	ws, _ := serve(t, h)
+	failures := 0
+	for i := range 200 {
+		c := dial(t, fmt.Sprintf("%s/party/backlog?_pk=c%d", ws, i))
+		c.send(strings.Repeat("x", 512))
+		c.read() // the backlog is being written
+		if err := c.conn.Close(4321, "bye"); err != nil {
+			failures++
+			t.Logf("close %d: %v", i, err)
+		}
+	}
+	if failures > 0 {
+		t.Errorf("%d of 200 client closes got no close frame back", failures)
+	}
+}

@@ -33,7 +33,29 @@ type socket struct {
 
 	wmu      sync.Mutex
 	batching bool
+	closed   bool    // guarded by wmu
 	buf      *[]byte // pooled, only during a batch
+}
+
+// closeFlushTimeout bounds the last write of what a batch gathered when the
+// socket is closed under it.
+const closeFlushTimeout = time.Second
+
+// Close writes what the current batch has gathered, then closes the
+// connection. coder/websocket answers a client's close frame and closes the
+// socket at once, from the read loop; if the writer is in a batch, that
+// answer sits in the batch buffer, and would be lost. The write deadline,
+// set before waiting for the writer, also frees a writer stuck on a client
+// that does not read.
+func (s *socket) Close() error {
+	s.Conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+	s.wmu.Lock()
+	if s.batching && !s.closed {
+		s.flushLocked()
+	}
+	s.closed = true
+	s.wmu.Unlock()
+	return s.Conn.Close()
 }
 
 // batchFlushAt bounds what a batch gathers before an early write.
@@ -44,6 +66,9 @@ var batchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); retu
 func (s *socket) Write(p []byte) (int, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	if s.closed {
+		return 0, net.ErrClosed
+	}
 	if !s.batching {
 		return s.Conn.Write(p)
 	}
@@ -61,6 +86,9 @@ func (s *socket) flushLocked() error {
 	*s.buf = b[:0]
 	if len(b) == 0 {
 		return nil
+	}
+	if s.closed {
+		return net.ErrClosed
 	}
 	_, err := s.Conn.Write(b)
 	return err
