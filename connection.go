@@ -178,6 +178,9 @@ func (c *Connection) abort(code StatusCode, reason string, err error) {
 		if code == StatusAbnormalClosure {
 			c.ws.CloseNow()
 		} else {
+			// A write stuck on a client that does not read would hold the
+			// close frame back for coder/websocket's 5s: give it 1s.
+			c.sock.SetWriteDeadline(time.Now().Add(time.Second))
 			c.ws.Close(websocket.StatusCode(code), reason)
 		}
 	})
