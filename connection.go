@@ -37,6 +37,7 @@ var (
 	errInvalidUTF8 = errors.New("party: text message is not valid UTF-8")
 	errKeepalive   = errors.New("party: keepalive timeout: no pong within Host.PingTimeout")
 	errWriteStuck  = errors.New("party: write timeout: a write took longer than Host.WriteTimeout")
+	errPartialPing = errors.New("party: the kernel took only part of a ping frame")
 )
 
 // Connection is one WebSocket connection in a room. Its methods are safe to
@@ -278,7 +279,9 @@ func (c *Connection) writeLoop() {
 
 		c.writeSince.Store(time.Now().UnixNano())
 		var err error
-		c.sock.beginBatch() // the batch's frames leave in one write
+		if len(batch) > 0 {
+			c.sock.beginBatch() // the batch's frames leave in one write
+		}
 		if ping {
 			// Only this goroutine writes data frames, and coder/websocket
 			// writes each control frame in one Write: between two messages
@@ -293,8 +296,10 @@ func (c *Connection) writeLoop() {
 				break
 			}
 		}
-		if ferr := c.sock.endBatch(); err == nil {
-			err = ferr
+		if len(batch) > 0 {
+			if ferr := c.sock.endBatch(); err == nil {
+				err = ferr
+			}
 		}
 		c.writeSince.Store(0)
 
@@ -325,11 +330,17 @@ func (c *Connection) writeLoop() {
 }
 
 // readLoop reads messages until the connection closes and hands them to the
-// room's OnMessage, one at a time.
-func (c *Connection) readLoop() {
+// room's OnMessage, one at a time. It reports false if it stopped, the
+// connection still open, to go on on a fresh goroutine (see waitForBytes).
+func (c *Connection) readLoop() bool {
 	r := c.room
+	deep := false
 	for {
 		c.reading.Store(true)
+		if !c.waitForBytes(deep) {
+			return false
+		}
+		deep = true
 		typ, data, err := c.ws.Read(context.Background())
 		c.reading.Store(false)
 		if err == nil && c.sock.failed.Load() {
@@ -337,7 +348,7 @@ func (c *Connection) readLoop() {
 		}
 		if err != nil {
 			c.readFailed(err)
-			return
+			return true
 		}
 		c.lastActive.Store(time.Now().UnixNano())
 		if c.isClosing() {
@@ -358,6 +369,53 @@ func (c *Connection) readLoop() {
 			}
 		}
 		r.turn.Unlock()
+	}
+}
+
+// waitForBytes returns once the client has sent something for
+// coder/websocket's Read, taking the pongs to the sweeper's pings out of the
+// way itself. Read parks some 2.5 KiB deep, which costs a connection a 4 KiB
+// stack; waiting here, an idle connection's read loop fits the smallest
+// stack, 2 KiB. A goroutine's stack does not shrink back once grown, so a
+// loop that has been into Read (deep) hands over to a fresh goroutine rather
+// than park: waitForBytes reports false when it should. It returns at once
+// where the socket cannot be waited on directly (see rawConn), or when Read
+// has work without the socket: bytes in the reader's buffer, or those that
+// came with the handshake.
+//
+// Only the read loop reads from the socket, except coder/websocket's Close,
+// which reads the client's answer to a close frame and then closes the
+// socket. Every caller of Close marks the connection closing under c.mu
+// first, so that holding c.mu, and seeing it open, keeps Close from reading
+// meanwhile; waiting for bytes holds nothing, and wakes when Close closes
+// the socket.
+func (c *Connection) waitForBytes(deep bool) bool {
+	s := c.sock
+	if s.raw == nil {
+		return true
+	}
+	if s.early {
+		s.early = false
+		return true
+	}
+	for {
+		c.mu.Lock()
+		idle := !c.closing.Load() && s.br.Buffered() == 0
+		handOver := idle && deep && !readable(s.raw)
+		c.mu.Unlock()
+		if handOver {
+			return false
+		}
+		if !idle || !waitReadable(s.raw) {
+			return true
+		}
+		c.mu.Lock()
+		pong := !c.closing.Load() && takePong(s.raw)
+		c.mu.Unlock()
+		if !pong {
+			return true
+		}
+		s.lastRead.Store(time.Now().UnixNano())
 	}
 }
 
@@ -400,18 +458,43 @@ func (c *Connection) finish() {
 // pingFrame is an unmasked ping with no payload, as a server sends it.
 var pingFrame = []byte{0x89, 0x00}
 
-// ping has the writer send a ping frame. The client's pong, like any bytes
-// from it, updates the socket's lastRead, which the sweeper watches: no
-// goroutine, timer or context per ping.
+// ping sends a ping frame. The client's pong, like any bytes from it,
+// updates the socket's lastRead, which the sweeper watches: no goroutine,
+// timer or context per ping. When no writer runs, the caller (the sweeper)
+// takes the writer's role for one non-blocking write of the 2-byte frame, so
+// pinging an idle connection starts no goroutine and allocates no buffer;
+// only if the kernel will not take the frame at once (or the socket is not
+// plain TCP, such as TLS) does the writer goroutine send it.
 func (c *Connection) ping(now int64) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closing.Load() {
+		c.mu.Unlock()
 		return
 	}
 	c.pingSent.Store(now)
-	c.pingDue = true
-	c.startWriterLocked()
+	if c.writing || c.finished {
+		c.pingDue = true
+		c.startWriterLocked()
+		c.mu.Unlock()
+		return
+	}
+	c.writing = true // Send and Close only queue meanwhile
+	c.mu.Unlock()
+	n := c.sock.writeNow(pingFrame)
+	c.mu.Lock()
+	c.writing = false
+	if n > 0 && n < len(pingFrame) {
+		// Half a frame on the wire (the kernel short of memory): the stream
+		// cannot go on.
+		c.mu.Unlock()
+		c.abort(StatusAbnormalClosure, "write failed", errPartialPing)
+		return
+	}
+	c.pingDue = n == 0 // the kernel would not take it at once: the writer sends it
+	if c.pingDue || len(c.queue) > 0 || c.closeWrite {
+		c.startWriterLocked()
+	}
+	c.mu.Unlock()
 }
 
 // lastSeen returns when the client was last heard from, in unix

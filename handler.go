@@ -146,10 +146,15 @@ func (h *Host) serveWebSocket(w http.ResponseWriter, r *http.Request, key roomKe
 
 // serve reads the connection until it ends, then takes it out of its room.
 func (c *Connection) serve(joined bool) {
+	if !c.readLoop() {
+		// The loop went idle after a read that grew this goroutine's
+		// stack: it goes on on a fresh one, whose stack is the smallest.
+		go c.serve(joined)
+		return
+	}
 	r := c.room
 	defer r.host.leave()
 	defer r.release(true)
-	c.readLoop()
 	c.finish()
 	if joined {
 		r.turn.Lock()
@@ -184,10 +189,11 @@ func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	conn := &socket{Conn: hijacked}
+	conn := &socket{Conn: hijacked, raw: rawConn(hijacked)}
 	w.sock = conn
 	br := bufio.NewReaderSize(conn, connReadBuffer)
 	if n := brw.Reader.Buffered(); n > 0 {
+		conn.early = true
 		// The client spoke right after its handshake. Accept keeps only
 		// what is buffered in the reader it gets (it resets the reader's
 		// source to conn), so those bytes must sit in br's buffer.
@@ -198,6 +204,7 @@ func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, err
 		}
 	}
+	conn.br = br
 	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, connWriteBuffer)), nil
 }
 

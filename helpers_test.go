@@ -22,11 +22,22 @@ import (
 // serve mounts h on both URL forms of a real HTTP server and returns its
 // ws:// base URL.
 func serve(t *testing.T, h *party.Host) (wsURL string, srv *httptest.Server) {
+	return serveOn(t, h, false)
+}
+
+// serveOn is serve, over TLS (a wss:// URL; dial with srv.Client()) if tls
+// is set.
+func serveOn(t *testing.T, h *party.Host, tls bool) (wsURL string, srv *httptest.Server) {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.Handle("/party/", h)
 	mux.Handle("/parties/", h)
-	srv = httptest.NewServer(mux)
+	srv = httptest.NewUnstartedServer(mux)
+	if tls {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

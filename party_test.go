@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"runtime/metrics"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -824,6 +825,15 @@ func TestCloseHandshake(t *testing.T) {
 }
 
 func TestKeepalive(t *testing.T) {
+	// Over TLS the sweeper cannot write a ping around the TLS layer: the
+	// writer goroutine sends it.
+	for _, tls := range []bool{false, true} {
+		name := map[bool]string{false: "tcp", true: "tls"}[tls]
+		t.Run(name, func(t *testing.T) { testKeepalive(t, tls) })
+	}
+}
+
+func testKeepalive(t *testing.T, tls bool) {
 	closed := make(chan time.Time, 2)
 	h := party.Handler(func(r *party.Room) party.Server {
 		return &probe{close: func(c *party.Connection) {
@@ -839,17 +849,25 @@ func TestKeepalive(t *testing.T) {
 	})
 	h.PingInterval = 100 * time.Millisecond
 	h.PingTimeout = 100 * time.Millisecond
-	ws, _ := serve(t, h)
+	ws, srv := serveOn(t, h, tls)
+	opts := &websocket.DialOptions{HTTPClient: srv.Client()}
+	dialKeepalive := func(id string) *websocket.Conn {
+		c, err := dialErr(ws+"/party/k?_pk="+id, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
 
 	// A client that reads answers pings and stays.
-	alive := dial(t, ws+"/party/k?_pk=alive")
-	defer alive.close()
-	go alive.conn.Read(context.Background())
+	alive := dialKeepalive("alive")
+	defer alive.Close(websocket.StatusNormalClosure, "")
+	go alive.Read(context.Background())
 
 	// A client that never reads never answers a ping: it is dropped.
 	start := time.Now()
-	deaf := dial(t, ws+"/party/k?_pk=deaf")
-	defer deaf.conn.CloseNow()
+	deaf := dialKeepalive("deaf")
+	defer deaf.CloseNow()
 	select {
 	case at := <-closed:
 		// 2×PingInterval + PingTimeout, plus scheduling slack.
@@ -862,6 +880,203 @@ func TestKeepalive(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if r := h.Room("main", "k"); r == nil || r.GetConnection("alive") == nil {
 		t.Error("the responsive connection was dropped")
+	}
+}
+
+// TestPingsStartNoGoroutine shows that keeping idle connections alive costs
+// them no goroutine: the sweeper writes each ping itself when the
+// connection's writer is not running.
+func TestPingsStartNoGoroutine(t *testing.T) {
+	created := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(created)
+	if created[0].Value.Kind() != metrics.KindUint64 {
+		t.Skip("this Go has no /sched/goroutines-created metric")
+	}
+	goroutinesCreated := func() uint64 { metrics.Read(created); return created[0].Value.Uint64() }
+
+	h := party.Handler(newChat)
+	h.PingInterval = 20 * time.Millisecond
+	h.PingTimeout = time.Second
+	_, srv := serve(t, h)
+	addr := srv.Listener.Addr().String()
+
+	const clients = 20
+	var pings [clients]atomic.Int64
+	for i := range clients {
+		c, err := rawDial(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.upgrade(fmt.Sprintf("/party/idle?_pk=c%d", i)); err != nil {
+			t.Fatal(err)
+		}
+		go func() { // answers pings, as any WebSocket client does
+			for {
+				_, op, payload, err := c.readFrame()
+				if err != nil {
+					return
+				}
+				if op == opPing {
+					pings[i].Add(1)
+					if c.writeFrame(true, opPong, payload) != nil {
+						return
+					}
+				}
+			}
+		}()
+	}
+	waitPings := func(n int64) {
+		t.Helper()
+		eventually(t, fmt.Sprintf("every client pinged %d times", n), func() bool {
+			for i := range pings {
+				if pings[i].Load() < n {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	waitPings(1) // the welcomes are written, the writers gone
+	before := goroutinesCreated()
+	waitPings(11)
+	started := goroutinesCreated() - before
+	// Through the writer, 200 pings would have started 200 goroutines.
+	if started >= clients {
+		t.Errorf("%d goroutines started while %d idle connections were pinged 10 times each", started, clients)
+	}
+	if n := h.Room("main", "idle").ConnectionCount(); n != clients {
+		t.Errorf("room holds %d connections, want %d: pongs went unseen", n, clients)
+	}
+}
+
+// TestIdleConnectionStacks shows what an idle connection costs in stack,
+// beside a baseline in the same run: goroutines parked in coder/websocket's
+// Read, as a plain server's read loops are. party's read loop waits for the
+// client outside Read, on the smallest goroutine stack; pongs do not take it
+// into Read, and after a message it waits outside Read again, on a fresh
+// goroutine with the smallest stack. (Under -race, stack sizes are logged,
+// not checked: .ci/run runs this test without it too.)
+func TestIdleConnectionStacks(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the read loop waits inside coder/websocket's Read outside Linux")
+	}
+	const clients = 500
+	stacks := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.StackInuse
+	}
+	connect := func(addr, path string) []*rawConn {
+		conns := make([]*rawConn, clients)
+		for i := range conns {
+			c, err := rawDial(addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			if err := c.upgrade(fmt.Sprintf(path, i%50, i)); err != nil {
+				t.Fatal(err)
+			}
+			conns[i] = c
+		}
+		return conns
+	}
+	// inRead counts goroutines parked in coder/websocket's Read.
+	inRead := func() int {
+		buf := make([]byte, 64<<20)
+		return strings.Count(string(buf[:runtime.Stack(buf, true)]), "websocket.(*Conn).Read(")
+	}
+
+	// The baseline: a read loop in a goroutine of its own, in Read.
+	baseSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		go func() {
+			for {
+				if _, _, err := ws.Read(context.Background()); err != nil {
+					return
+				}
+			}
+		}()
+	}))
+	defer baseSrv.Close()
+	before := stacks()
+	baseConns := connect(baseSrv.Listener.Addr().String(), "/b%d?id=%d")
+	eventually(t, "baseline read loops in Read", func() bool { return inRead() == clients })
+	baseline := float64(stacks()-before) / clients
+	for _, c := range baseConns {
+		c.Close()
+	}
+	eventually(t, "baseline read loops gone", func() bool { return inRead() == 0 })
+
+	var messages atomic.Int64
+	h := party.Handler(func(r *party.Room) party.Server {
+		return &probe{message: func(m party.Message, c *party.Connection) {
+			messages.Add(1)
+			c.Send(m) // an echo: the connection's writer runs, then goes
+		}}
+	})
+	h.PingInterval = 50 * time.Millisecond
+	h.PingTimeout = 5 * time.Second
+	_, srv := serve(t, h)
+	before = stacks()
+	conns := connect(srv.Listener.Addr().String(), "/party/s%d?_pk=c%d")
+	// The clients answer a ping, as partysocket would, then idle.
+	for _, c := range conns {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for {
+			_, op, payload, err := c.readFrame()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if op == opPing {
+				c.writeFrame(true, opPong, payload)
+				break
+			}
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	idle := float64(stacks()-before) / clients
+	t.Logf("goroutine stack per idle connection: party %.0f B, baseline %.0f B", idle, baseline)
+	if idle > 0.6*baseline && !raceDetector {
+		t.Errorf("party's idle connections hold %.0f B of stack each, want at most 0.6× the baseline's %.0f B", idle, baseline)
+	}
+	if n := inRead(); n != 0 {
+		t.Errorf("%d of %d idle read loops wait in coder/websocket's Read", n, clients)
+	}
+
+	// A message takes a read loop into Read; it then waits outside again.
+	for _, c := range conns {
+		c.writeFrame(true, opText, []byte("hello"))
+	}
+	eventually(t, "every message handled", func() bool { return messages.Load() == clients })
+	eventually(t, "every read loop waiting outside Read again", func() bool { return inRead() == 0 })
+	// Read grew the stack of the goroutine it ran on; that goroutine is
+	// gone, and a fresh one waits.
+	time.Sleep(100 * time.Millisecond)
+	afterMessage := float64(stacks()-before) / clients
+	t.Logf("goroutine stack per connection idle again after a message: party %.0f B", afterMessage)
+	if afterMessage > 0.6*baseline && !raceDetector {
+		t.Errorf("after a message, party's idle connections hold %.0f B of stack each, want at most 0.6× the baseline's %.0f B", afterMessage, baseline)
+	}
+	for i, c := range conns {
+		for {
+			_, op, payload, err := c.readFrame()
+			if err != nil {
+				t.Fatalf("client %d: %v", i, err)
+			}
+			if op == opText {
+				if string(payload) != "hello" {
+					t.Fatalf("client %d got %q, want its echo", i, payload)
+				}
+				break
+			}
+		}
 	}
 }
 

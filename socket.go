@@ -1,9 +1,11 @@
 package party
 
 import (
+	"bufio"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -30,6 +32,10 @@ type socket struct {
 	net.Conn
 	failed   atomic.Bool
 	lastRead atomic.Int64 // unix nanoseconds
+
+	raw   syscall.RawConn // the file descriptor of a plain TCP or Unix socket on Linux; else nil
+	br    *bufio.Reader   // coder/websocket's reader over this socket
+	early bool            // the client spoke in its handshake's packet; read loop only
 
 	wmu      sync.Mutex
 	batching bool
@@ -112,6 +118,18 @@ func (s *socket) endBatch() error {
 	}
 	s.buf = nil
 	return err
+}
+
+// writeNow writes p only if the kernel takes it at once (see
+// writeNonblocking) and reports how many bytes it took. The caller must hold
+// the connection's writer role, so that no data frame is half written.
+func (s *socket) writeNow(p []byte) int {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed || s.batching || s.raw == nil {
+		return 0
+	}
+	return writeNonblocking(s.raw, p)
 }
 
 func (s *socket) Read(p []byte) (int, error) {
