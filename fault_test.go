@@ -1041,6 +1041,40 @@ func (s *panicky) OnAlarm() {
 	s.room.Broadcast(party.Text("alarm rang"))
 }
 
+// A handler that calls runtime.Goexit cannot be recovered: the room it held
+// stops, and the log says which and why. Other rooms go on. (No Shutdown
+// here: the stopped room's connection never finishes.)
+func TestGoexitInHandlerIsLogged(t *testing.T) {
+	logs := &logBuffer{}
+	h := party.Handler(func(r *party.Room) party.Server {
+		return &probe{message: func(m party.Message, c *party.Connection) {
+			if m.String() == "exit" {
+				runtime.Goexit()
+			}
+			c.Send(party.Text("echo " + m.String()))
+		}}
+	})
+	h.Logger = logs.logger()
+	mux := http.NewServeMux()
+	mux.Handle("/party/", h)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	ws := "ws" + strings.TrimPrefix(srv.URL, "http")
+
+	stuck := dial(t, ws+"/party/stuck?_pk=a")
+	defer stuck.conn.CloseNow()
+	stuck.send("exit")
+	eventually(t, "the Goexit logged", func() bool {
+		out := logs.String()
+		return strings.Contains(out, "runtime.Goexit") && strings.Contains(out, "room=stuck") &&
+			strings.Contains(out, "handler=OnMessage") && strings.Contains(out, "connection=a")
+	})
+	other := dial(t, ws+"/party/other?_pk=b")
+	defer other.conn.CloseNow()
+	other.send("hi")
+	other.expect("echo hi")
+}
+
 // A panic in any handler is recovered and logged with its room; it has its
 // documented outcome for the connection or request concerned, and the room
 // (and every other client in it) keeps working.

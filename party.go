@@ -78,6 +78,12 @@ const maxIDLength = 256
 // [OnConnectHandler], [OnMessageHandler], [OnCloseHandler], [OnErrorHandler],
 // [OnRequestHandler], [ConnectionTagger]), discovered once when the room is
 // built.
+//
+// A handler must return, or panic (a panic is recovered, logged and reported
+// as each handler's documentation says). A handler that calls
+// runtime.Goexit (t.FailNow or t.Fatal inside a handler, in a test) takes
+// its room's turn with it: the room handles nothing more. That is logged at
+// Error level, naming the room and the handler.
 type Server any
 
 // OnStartHandler is implemented by a Server that prepares itself before its

@@ -363,14 +363,28 @@ func (r *Room) start() (err error) {
 // panic: the panic is logged and returned as an error wrapping
 // ErrHandlerPanic.
 func (r *Room) call(name string, c *Connection, f func()) (err error) {
+	returned := false
 	defer func() {
 		if p := recover(); p != nil {
 			r.logPanic(name, c, p)
 			err = fmt.Errorf("%w: %s: %v", ErrHandlerPanic, name, p)
+		} else if !returned {
+			// runtime.Goexit cannot be stopped: the goroutine is going,
+			// with the room's turn. Say so, where someone will look.
+			r.logGoexit(name, c)
 		}
 	}()
 	f()
+	returned = true
 	return nil
+}
+
+func (r *Room) logGoexit(name string, c *Connection) {
+	args := []any{"party", r.key.party, "room", r.key.id, "handler", name, "stack", string(debug.Stack())}
+	if c != nil {
+		args = append(args, "connection", c.id)
+	}
+	r.host.logger().Error("party: handler called runtime.Goexit (t.FailNow or t.Fatal in a test?): its room stops handling anything", args...)
 }
 
 func (r *Room) logPanic(name string, c *Connection, p any) {
