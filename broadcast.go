@@ -3,8 +3,6 @@ package party
 import (
 	"iter"
 	"slices"
-
-	"github.com/coder/websocket"
 )
 
 // Message is one WebSocket message, text or binary. The two are kept apart:
@@ -34,13 +32,6 @@ func (m Message) String() string { return string(m.data) }
 
 // Bytes returns m's payload. The slice is shared with m, not copied.
 func (m Message) Bytes() []byte { return m.data }
-
-func (m Message) wsType() websocket.MessageType {
-	if m.binary {
-		return websocket.MessageBinary
-	}
-	return websocket.MessageText
-}
 
 // Broadcast sends msg to every connection in the room except those whose id
 // is listed in without, as PartyKit's room.broadcast(msg, without). It is

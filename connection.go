@@ -292,7 +292,7 @@ func (c *Connection) writeLoop() {
 			if err != nil {
 				break
 			}
-			if err = c.ws.Write(context.Background(), m.wsType(), m.data); err != nil {
+			if err = c.sock.writeMessage(m); err != nil {
 				break
 			}
 		}

@@ -2,6 +2,7 @@ package party_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -626,6 +627,59 @@ func TestBroadcast(t *testing.T) {
 	if ce := b.closed(); ce.Code != 4000 || ce.Reason != "bye" {
 		t.Errorf("b closed with %v, want 4000 bye", ce)
 	}
+}
+
+// TestMessageSizes sends messages of every header size (7-bit, 16-bit and
+// 64-bit lengths, and the edges between them), text and binary, one by one
+// and as one backlog mixing small and large, and checks every byte, type and
+// the order at a real client.
+func TestMessageSizes(t *testing.T) {
+	var conn atomic.Pointer[party.Connection]
+	h := party.Handler(func(r *party.Room) party.Server {
+		return &probe{connect: func(c *party.Connection, _ *http.Request) { conn.Store(c) }}
+	})
+	ws, _ := serve(t, h)
+	c := dial(t, ws+"/party/sizes?_pk=a")
+	defer c.close()
+	c.conn.SetReadLimit(-1)
+	eventually(t, "the connection joined", func() bool { return conn.Load() != nil })
+
+	sizes := []int{0, 1, 125, 126, 127, 65535, 65536, 65537, 100_000, 1 << 20}
+	var want []party.Message
+	for i, n := range sizes {
+		b := make([]byte, n)
+		for j := range b {
+			b[j] = byte('a' + (i+j)%26)
+		}
+		want = append(want, party.Text(string(b)), party.Binary(b))
+	}
+	check := func(what string, msgs []party.Message) {
+		t.Helper()
+		for i, m := range msgs {
+			typ, got := c.read()
+			if typ == websocket.MessageBinary != m.IsBinary() || !bytes.Equal(got, m.Bytes()) {
+				t.Fatalf("%s: message %d (%d bytes, binary %v) arrived as %d bytes, binary %v",
+					what, i, len(m.Bytes()), m.IsBinary(), len(got), typ == websocket.MessageBinary)
+			}
+		}
+	}
+	for _, m := range want {
+		if err := conn.Load().Send(m); err != nil {
+			t.Fatal(err)
+		}
+		check("one at a time", []party.Message{m})
+	}
+	// A backlog: small and large interleaved, written in batches.
+	var backlog []party.Message
+	for _, m := range want {
+		backlog = append(backlog, party.Text("small"), m)
+	}
+	for _, m := range backlog {
+		if err := conn.Load().Send(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("backlog", backlog)
 }
 
 func TestSlowClientIsClosed(t *testing.T) {

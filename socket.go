@@ -2,6 +2,8 @@ package party
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/binary"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -37,10 +39,11 @@ type socket struct {
 	br    *bufio.Reader   // coder/websocket's reader over this socket
 	early bool            // the client spoke in its handshake's packet; read loop only
 
-	wmu      sync.Mutex
-	batching bool
-	closed   bool    // guarded by wmu
-	buf      *[]byte // pooled, only during a batch
+	wmu       sync.Mutex
+	batching  bool
+	closed    bool    // guarded by wmu
+	closeSent bool    // a close frame went out (or into the batch): no data frame may follow; guarded by wmu
+	buf       *[]byte // pooled, only during a batch
 }
 
 // closeFlushTimeout bounds the last write of what a batch gathered when the
@@ -74,6 +77,11 @@ func (s *socket) Write(p []byte) (int, error) {
 	defer s.wmu.Unlock()
 	if s.closed {
 		return 0, net.ErrClosed
+	}
+	if len(p) > 0 && p[0] == 0x88 {
+		// coder/websocket writes each control frame whole, in one Write
+		// (see writeMessage): this is its close frame.
+		s.closeSent = true
 	}
 	if !s.batching {
 		return s.Conn.Write(p)
@@ -117,6 +125,55 @@ func (s *socket) endBatch() error {
 		batchBuffers.Put(s.buf)
 	}
 	s.buf = nil
+	return err
+}
+
+// writeMessage writes msg as one data frame, unfragmented and unmasked as a
+// server's frames are, joining the batch if one is open. The connection's
+// writer writes messages this way rather than with coder/websocket's Write:
+// the frame is the same, without Write's lock, context and per-frame flush,
+// and without its depth of stack (the writer goroutine then fits the
+// smallest one). coder/websocket still writes the control frames, each
+// whole in one Write (its 128-byte buffer holds any of them), so frames
+// never interleave; and once its close frame is seen, no data follows it.
+// Compression is never negotiated, so data frames are never compressed.
+func (s *socket) writeMessage(msg Message) error {
+	var hdr [10]byte
+	hdr[0] = 0x81 // FIN, text
+	if msg.binary {
+		hdr[0] = 0x82
+	}
+	n, h := len(msg.data), 2
+	switch {
+	case n < 126:
+		hdr[1] = byte(n)
+	case n <= 0xffff:
+		hdr[1] = 126
+		binary.BigEndian.PutUint16(hdr[2:], uint16(n))
+		h = 4
+	default:
+		hdr[1] = 127
+		binary.BigEndian.PutUint64(hdr[2:], uint64(n))
+		h = 10
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed || s.closeSent {
+		return net.ErrClosed
+	}
+	if s.batching && len(*s.buf)+h+n <= batchFlushAt {
+		*s.buf = append(append(*s.buf, hdr[:h]...), msg.data...)
+		return nil
+	}
+	// A large message: what the batch holds, the header and the payload
+	// leave in one writev, and the payload is not copied.
+	bufs := make(net.Buffers, 0, 3)
+	if s.batching && len(*s.buf) > 0 {
+		bufs = append(bufs, *s.buf)
+		*s.buf = (*s.buf)[:0]
+	}
+	bufs = append(bufs, bytes.Clone(hdr[:h]), msg.data) // a copy: hdr stays on the stack on the common path
+	_, err := bufs.WriteTo(s.Conn)
 	return err
 }
 
