@@ -23,13 +23,13 @@ import (
 // Bytes arriving are a sign of life for the keepalive: a client uploading one
 // long frame cannot answer a ping before the frame ends.
 //
-// It also coalesces writes. coder/websocket flushes every frame with a write
-// of its own; between beginBatch and endBatch (the connection's writer
-// writing one batch of its queue) the socket gathers those writes in a pooled
-// buffer and sends them with one write, so a backlog of n messages costs one
-// syscall, not n. Outside a batch, writes (pongs, pings, close frames that
-// coder/websocket writes from other goroutines) go straight through; inside
-// one they join it. Idle connections hold no batch buffer.
+// It also coalesces writes. Between beginBatch and endBatch (the
+// connection's writer writing one batch of its queue) the socket gathers the
+// batch's frames (see writeMessage) in a pooled buffer and sends them with
+// one write, so a backlog of n messages costs one syscall, not n.
+// coder/websocket writes the control frames (pongs, close frames), from
+// other goroutines: outside a batch they go straight through; inside one
+// they join it. Idle connections hold no batch buffer.
 type socket struct {
 	net.Conn
 	failed   atomic.Bool
