@@ -380,19 +380,22 @@ func (r *Room) call(name string, c *Connection, f func()) (err error) {
 }
 
 func (r *Room) logGoexit(name string, c *Connection) {
-	args := []any{"party", r.key.party, "room", r.key.id, "handler", name, "stack", string(debug.Stack())}
-	if c != nil {
-		args = append(args, "connection", c.id)
-	}
-	r.host.logger().Error("party: handler called runtime.Goexit (t.FailNow or t.Fatal in a test?): its room stops handling anything", args...)
+	r.logHandler("party: handler called runtime.Goexit (t.FailNow or t.Fatal in a test?): its room stops handling anything", name, c)
 }
 
 func (r *Room) logPanic(name string, c *Connection, p any) {
-	args := []any{"party", r.key.party, "room", r.key.id, "handler", name, "panic", fmt.Sprint(p), "stack", string(debug.Stack())}
+	r.logHandler("party: handler panicked", name, c, "panic", fmt.Sprint(p))
+}
+
+// logHandler logs msg at Error level about handler name of the room, with
+// the stack, the connection (if any) and extra attributes.
+func (r *Room) logHandler(msg, name string, c *Connection, extra ...any) {
+	args := append([]any{"party", r.key.party, "room", r.key.id, "handler", name}, extra...)
+	args = append(args, "stack", string(debug.Stack()))
 	if c != nil {
 		args = append(args, "connection", c.id)
 	}
-	r.host.logger().Error("party: handler panicked", args...)
+	r.host.logger().Error(msg, args...)
 }
 
 // reportError calls OnError, if the Server has it. The caller holds the turn.
