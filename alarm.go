@@ -1,39 +1,31 @@
 package party
 
 import (
-	"errors"
 	"time"
 )
 
-// OnAlarmHandler is implemented by a Server that wakes up on a timer, as
-// PartyKit's onAlarm. OnAlarm runs in the room's turn, like every handler,
-// after OnStart.
-type OnAlarmHandler interface {
-	OnAlarm()
-}
-
-// ErrRoomGone is returned when a room that has been dropped (idle, or by
-// Shutdown), or has not started yet, is asked to do something that needs it
-// live.
-var ErrRoomGone = errors.New("party: room is not live")
-
 // SetAlarm sets the room's one alarm to go off at t, replacing any other
-// (PartyKit's room.storage.setAlarm). The time is kept in the room's Storage,
-// so with a durable StorageProvider it survives a restart (see
+// (PartyKit's room.storage.setAlarm); the zero Time deletes it, as
+// DeleteAlarm. The time is kept in the Host's alarm store (see
+// [Host.Storage]), so with a durable one it survives a restart (see
 // [Host.ResumeAlarms]). When the alarm goes off, the Server's OnAlarm runs
-// in the room's turn; the alarm is cleared from Storage once OnAlarm returns,
-// unless OnAlarm set the next one (so an alarm interrupted by a crash fires
-// again after the restart). A time in the past goes off at once. While an
-// alarm is set, the room is not dropped for being idle. Safe to call from any
-// goroutine; it returns the Storage's error if the time could not be kept.
+// in the room's turn; the alarm is cleared from the store once OnAlarm
+// returns, unless OnAlarm set the next one (so an alarm interrupted by a
+// crash fires again after the restart). A time in the past goes off at once.
+// While an alarm is set, the room is not dropped for being idle. Safe to call
+// from any goroutine; it returns ErrRoomGone if the room is not live, and the
+// store's error if the time could not be kept.
 func (r *Room) SetAlarm(t time.Time) error {
+	if t.IsZero() {
+		return r.DeleteAlarm()
+	}
 	r.alarmMu.Lock()
 	defer r.alarmMu.Unlock()
-	st := r.rawStorage()
-	if st == nil || r.isDead() {
+	if r.openedStorage() == nil || r.isDead() {
 		return ErrRoomGone
 	}
-	if err := st.SetAlarm(t); err != nil {
+	_, alarms := r.host.stores()
+	if err := alarms.SetAlarm(r.key.party, r.key.id, t); err != nil {
 		return err
 	}
 	return r.scheduleAlarm(t)
@@ -47,29 +39,24 @@ func (r *Room) GetAlarm() (time.Time, bool) {
 }
 
 // DeleteAlarm clears the room's alarm, if one is set, from the room and from
-// its Storage.
+// the alarm store.
 func (r *Room) DeleteAlarm() error {
 	r.alarmMu.Lock()
 	defer r.alarmMu.Unlock()
-	st := r.rawStorage()
-	if st == nil {
+	if r.openedStorage() == nil {
 		return ErrRoomGone
 	}
-	err := st.DeleteAlarm()
+	_, alarms := r.host.stores()
+	err := alarms.SetAlarm(r.key.party, r.key.id, time.Time{})
 	r.life.Lock()
 	defer r.life.Unlock()
 	r.clearAlarmLocked()
 	return err
 }
 
-func (r *Room) rawStorage() Storage {
-	r.life.Lock()
-	defer r.life.Unlock()
-	return r.store
-}
-
 // scheduleAlarm arms the room's timer for t. A set alarm holds a reference on
-// the room, so the room is not dropped while it waits.
+// the room, so the room is not dropped while it waits. The caller holds
+// alarmMu.
 func (r *Room) scheduleAlarm(t time.Time) error {
 	r.life.Lock()
 	defer r.life.Unlock()
@@ -131,15 +118,16 @@ func (r *Room) ring(gen uint64) {
 		r.unlock()
 		return
 	}
-	if on, ok := r.server.(OnAlarmHandler); ok {
-		_ = r.call("OnAlarm", nil, on.OnAlarm)
+	if on := r.handlers.alarm; on != nil {
+		_ = r.runHandler("OnAlarm", nil, on.OnAlarm)
 	}
 	r.alarmMu.Lock()
 	r.life.Lock()
 	rearmed := r.alarmGen != gen
 	r.life.Unlock()
 	if !rearmed {
-		if err := r.store.DeleteAlarm(); err != nil {
+		_, alarms := h.stores()
+		if err := alarms.SetAlarm(r.key.party, r.key.id, time.Time{}); err != nil {
 			h.logger().Error("party: clearing a fired alarm", "party", r.key.party, "room", r.key.id, "err", err)
 		}
 	}
@@ -148,14 +136,15 @@ func (r *Room) ring(gen uint64) {
 	r.release(false) // the alarm's reference: the room may now go idle
 }
 
-// ResumeAlarms wakes every room whose alarm is kept in the Host's Storage:
-// each is built and started (OnStart runs), and its alarm fires when due
-// (at once if the time has passed), with OnAlarm in the room's turn. Call it
-// once when the process starts, after setting Storage, so that alarms set
-// before a restart fire without waiting for a request. It returns the first
-// error met, after trying every room.
+// ResumeAlarms wakes every room whose alarm is kept in the Host's alarm
+// store: each is built and started (OnStart runs), and its alarm fires when
+// due (at once if the time has passed), with OnAlarm in the room's turn.
+// Call it once when the process starts, after setting Storage, so that
+// alarms set before a restart fire without waiting for a request. It returns
+// the first error met, after trying every room.
 func (h *Host) ResumeAlarms() error {
-	alarms, err := h.storage().Alarms()
+	_, store := h.stores()
+	alarms, err := store.Alarms()
 	for _, a := range alarms {
 		room, aerr := h.acquire(roomKey{a.Party, a.Room}, false)
 		if aerr == nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -110,9 +109,7 @@ func BenchmarkBroadcast1000(b *testing.B) {
 		defer srv.Close()
 		rs := dialReceivers(b, "ws"+strings.TrimPrefix(srv.URL, "http")+"/", n)
 		defer rs.close()
-		for raw.count() < n {
-			runtimeGosched()
-		}
+		eventually(b, "the baseline's connections", func() bool { return raw.count() >= n })
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := range b.N {
@@ -129,9 +126,9 @@ func BenchmarkBroadcast1000(b *testing.B) {
 		defer h.Shutdown(context.Background())
 		rs := dialReceivers(b, "ws"+strings.TrimPrefix(srv.URL, "http")+"/party/bench", n)
 		defer rs.close()
-		for h.Room("main", "bench") == nil || h.Room("main", "bench").ConnectionCount() < n {
-			runtimeGosched()
-		}
+		eventually(b, "every receiver in the room", func() bool {
+			return h.Room("main", "bench") != nil && h.Room("main", "bench").ConnectionCount() >= n
+		})
 		room := h.Room("main", "bench")
 		msg := party.Binary(payload64)
 		b.ReportAllocs()
@@ -164,9 +161,7 @@ func BenchmarkSend(b *testing.B) {
 		defer srv.Close()
 		rs := dialReceivers(b, "ws"+strings.TrimPrefix(srv.URL, "http")+"/", 1)
 		defer rs.close()
-		for raw.count() < 1 {
-			runtimeGosched()
-		}
+		eventually(b, "the baseline's connection", func() bool { return raw.count() >= 1 })
 		c := raw.conns[0]
 		run(b, func() { c.Write(context.Background(), websocket.MessageBinary, payload64) }, rs)
 	})
@@ -178,9 +173,9 @@ func BenchmarkSend(b *testing.B) {
 		defer h.Shutdown(context.Background())
 		rs := dialReceivers(b, "ws"+strings.TrimPrefix(srv.URL, "http")+"/party/send", 1)
 		defer rs.close()
-		for h.Room("main", "send") == nil || h.Room("main", "send").GetConnection("r0") == nil {
-			runtimeGosched()
-		}
+		eventually(b, "the receiver in the room", func() bool {
+			return h.Room("main", "send") != nil && h.Room("main", "send").GetConnection("r0") != nil
+		})
 		c := h.Room("main", "send").GetConnection("r0")
 		msg := party.Binary(payload64)
 		run(b, func() { c.Send(msg) }, rs)
@@ -229,5 +224,3 @@ func BenchmarkUpgrade(b *testing.B) {
 		bench(b, "ws"+strings.TrimPrefix(srv.URL, "http")+"/party/up")
 	})
 }
-
-func runtimeGosched() { runtime.Gosched() }

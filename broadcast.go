@@ -5,34 +5,6 @@ import (
 	"slices"
 )
 
-// Message is one WebSocket message, text or binary. The two are kept apart:
-// a text message received is forwarded as text, a binary one as the same
-// bytes.
-//
-// Ownership: a Message given to OnMessage owns fresh bytes, which the
-// handler may keep, change or forward. A Message passed to Send or Broadcast
-// shares its bytes with every recipient's queue, without copying: they must
-// not change afterwards.
-type Message struct {
-	data   []byte
-	binary bool
-}
-
-// Text returns a text message.
-func Text(s string) Message { return Message{data: []byte(s)} }
-
-// Binary returns a binary message carrying b (not copied).
-func Binary(b []byte) Message { return Message{data: b, binary: true} }
-
-// IsBinary reports whether m is a binary message.
-func (m Message) IsBinary() bool { return m.binary }
-
-// String returns m's payload as a string.
-func (m Message) String() string { return string(m.data) }
-
-// Bytes returns m's payload. The slice is shared with m, not copied.
-func (m Message) Bytes() []byte { return m.data }
-
 // Broadcast sends msg to every connection in the room except those whose id
 // is listed in without, as PartyKit's room.broadcast(msg, without). It is
 // safe to call from any goroutine, including code outside every handler, and

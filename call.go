@@ -2,17 +2,8 @@ package party
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 )
-
-// ErrDeadlock is returned by [Room.Call] and [Room.Fetch] when waiting for
-// the target room would close a cycle of rooms waiting for each other (room
-// A's handler calls B while B's handler calls A). The call that would close
-// the cycle fails at once; the others proceed.
-var ErrDeadlock = errors.New("party: call would deadlock: the rooms are waiting for each other")
 
 // Call runs f in the turn of room id of the named party, one at a time with
 // that room's handlers, and returns f's error: the way to read or change
@@ -25,7 +16,7 @@ var ErrDeadlock = errors.New("party: call would deadlock: the rooms are waiting 
 // handler of your own). Inside a handler, use [Room.Call] on the handler's own
 // room, so that cycles between rooms are detected.
 func (h *Host) Call(ctx context.Context, party, id string, f func(Server) error) error {
-	return h.call(ctx, nil, roomKey{party, id}, f)
+	return h.inTurn(ctx, nil, roomKey{party, id}, func(r *Room) error { return r.runCall(f) })
 }
 
 // Call is [Host.Call] for use inside a handler of r: the calling handler
@@ -34,43 +25,23 @@ func (h *Host) Call(ctx context.Context, party, id string, f func(Server) error)
 // room it waits for, waits for r), Call returns ErrDeadlock without waiting.
 // Do not call it from outside r's handlers: use Host.Call there.
 func (r *Room) Call(ctx context.Context, party, id string, f func(Server) error) error {
-	return r.host.call(ctx, r, roomKey{party, id}, f)
+	return r.host.inTurn(ctx, r, roomKey{party, id}, func(t *Room) error { return t.runCall(f) })
 }
 
-// Fetch sends req to the OnRequest of room id of the named party, in that
-// room's turn, without going through the network, and returns the response
-// (as PartyKit's room.context.parties[party].get(id).fetch). A room without
-// OnRequest answers 426. The room is created if needed. Use it outside
-// handlers; inside, use [Room.Fetch].
-func (h *Host) Fetch(party, id string, req *http.Request) (*http.Response, error) {
-	return h.fetch(nil, roomKey{party, id}, req)
-}
-
-// Fetch is [Host.Fetch] for use inside a handler of r, with the cycle
-// detection of [Room.Call].
-func (r *Room) Fetch(party, id string, req *http.Request) (*http.Response, error) {
-	return r.host.fetch(r, roomKey{party, id}, req)
-}
-
-func (h *Host) fetch(from *Room, key roomKey, req *http.Request) (*http.Response, error) {
-	rec := httptest.NewRecorder()
-	err := h.call(req.Context(), from, key, func(s Server) error {
-		target, _ := s.(OnRequestHandler)
-		if target == nil {
-			rec.Header().Set("Upgrade", "websocket")
-			http.Error(rec, "party: this room accepts only WebSocket connections (its Server has no OnRequest)", http.StatusUpgradeRequired)
-			return nil
-		}
-		target.OnRequest(rec, req)
-		return nil
-	})
-	if err != nil {
-		return nil, err
+// runCall runs a Call's f with the room's Server; the caller holds the turn.
+func (r *Room) runCall(f func(Server) error) error {
+	var err error
+	if perr := r.runHandler("Call", nil, func() { err = f(r.server) }); perr != nil {
+		return perr
 	}
-	return rec.Result(), nil
+	return err
 }
 
-func (h *Host) call(ctx context.Context, from *Room, key roomKey, f func(Server) error) error {
+// inTurn runs f in the turn of the room key, started if needed. from is the
+// room whose handler asks, or nil outside handlers: a room asking for itself
+// already holds its turn, and a wait that would close a cycle of rooms
+// waiting for each other fails with ErrDeadlock.
+func (h *Host) inTurn(ctx context.Context, from *Room, key roomKey, f func(*Room) error) error {
 	if h.closing.Load() {
 		return ErrShutdown
 	}
@@ -78,7 +49,7 @@ func (h *Host) call(ctx context.Context, from *Room, key roomKey, f func(Server)
 		return err
 	}
 	if from != nil && from.key == key {
-		return from.runCall(f) // the caller holds this room's turn
+		return f(from)
 	}
 	target, err := h.acquire(key, false)
 	if err != nil {
@@ -86,33 +57,29 @@ func (h *Host) call(ctx context.Context, from *Room, key roomKey, f func(Server)
 	}
 	defer target.release(false)
 	if from != nil {
-		h.callMu.Lock()
-		for r := target; r != nil; r = r.waitingFor {
-			if r == from {
-				h.callMu.Unlock()
-				return fmt.Errorf("%w (%s/%s calling %s/%s)", ErrDeadlock, from.key.party, from.key.id, key.party, key.id)
-			}
+		if err := h.waitFor(from, target); err != nil {
+			return err
 		}
-		from.waitingFor = target
-		h.callMu.Unlock()
-		defer func() {
-			h.callMu.Lock()
-			from.waitingFor = nil
-			h.callMu.Unlock()
-		}()
+		defer h.waitFor(from, nil)
 	}
 	if err := target.lockContext(ctx); err != nil {
 		return err
 	}
 	defer target.unlock()
-	return target.runCall(f)
+	return f(target)
 }
 
-// runCall runs f with the room's Server; the caller holds the turn.
-func (r *Room) runCall(f func(Server) error) error {
-	var err error
-	if perr := r.call("Call", nil, func() { err = f(r.server) }); perr != nil {
-		return perr
+// waitFor records that from's handler waits for target's turn (nil: no
+// longer waits), unless target already waits, directly or through other
+// rooms, for from: then it returns ErrDeadlock.
+func (h *Host) waitFor(from, target *Room) error {
+	h.callMu.Lock()
+	defer h.callMu.Unlock()
+	for r := target; r != nil; r = r.waitingFor {
+		if r == from {
+			return fmt.Errorf("%w (%s/%s calling %s/%s)", ErrDeadlock, from.key.party, from.key.id, target.key.party, target.key.id)
+		}
 	}
-	return err
+	from.waitingFor = target
+	return nil
 }

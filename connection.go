@@ -1,43 +1,14 @@
 package party
 
 import (
-	"context"
-	"errors"
-	"io"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/coder/websocket"
-)
 
-// StatusCode is a WebSocket close code.
-type StatusCode int
-
-// Close codes the package sends or reports, and why.
-const (
-	StatusNormalClosure   StatusCode = 1000 // Close with code 0, or the client's own normal close
-	StatusGoingAway       StatusCode = 1001
-	StatusNoStatus        StatusCode = 1005 // the client's close frame carried no code
-	StatusAbnormalClosure StatusCode = 1006 // never sent: the socket broke, or missed the keepalive
-	StatusInvalidPayload  StatusCode = 1007 // a text message that is not valid UTF-8
-	StatusPolicyViolation StatusCode = 1008 // the connection's send queue overflowed (a client that stopped reading)
-	StatusMessageTooBig   StatusCode = 1009 // a message over Host.ReadLimit
-	StatusInternalError   StatusCode = 1011 // OnStart failed, or OnStart/OnConnect panicked
-	StatusServiceRestart  StatusCode = 1012 // Host.Shutdown: partysocket reconnects
-	StatusReplaced        StatusCode = 4409 // a newer connection arrived with the same id (like HTTP 409 Conflict)
-)
-
-// maxReasonLength is the longest close reason a close frame can carry.
-const maxReasonLength = 123
-
-var (
-	errInvalidUTF8 = errors.New("party: text message is not valid UTF-8")
-	errKeepalive   = errors.New("party: keepalive timeout: no pong within Host.PingTimeout")
-	errWriteStuck  = errors.New("party: write timeout: a write took longer than Host.WriteTimeout")
-	errPartialPing = errors.New("party: the kernel took only part of a ping frame")
+	"party/internal/wire"
 )
 
 // Connection is one WebSocket connection in a room. Its methods are safe to
@@ -48,7 +19,7 @@ type Connection struct {
 	tags []string
 	room *Room
 	ws   *websocket.Conn
-	sock *socket
+	sock *wire.Socket
 
 	mu           sync.Mutex
 	queue        []Message // accepted, not yet taken by the writer
@@ -122,7 +93,7 @@ func (c *Connection) CloseStatus() (StatusCode, string) {
 // and Send returns ErrSendQueueFull. msg's bytes must not change after Send.
 func (c *Connection) Send(msg Message) error {
 	h := c.room.host
-	n := len(msg.data)
+	n := len(msg.Bytes())
 	c.mu.Lock()
 	if c.closing.Load() {
 		c.mu.Unlock()
@@ -169,7 +140,7 @@ func (c *Connection) abort(code StatusCode, reason string, err error) {
 	c.setClosingLocked(code, reason, err)
 	c.pendingMsgs -= len(c.queue)
 	for _, m := range c.queue {
-		c.pendingBytes -= len(m.data)
+		c.pendingBytes -= len(m.Bytes())
 	}
 	clear(c.queue)
 	c.queue = c.queue[:0]
@@ -239,214 +210,6 @@ func (c *Connection) goLocked(f func()) bool {
 	return true
 }
 
-// startWriterLocked starts the writer goroutine unless one runs. The writer
-// exists only while there is something to write, so an idle connection holds
-// no writer stack.
-func (c *Connection) startWriterLocked() {
-	if c.writing || c.finished {
-		return
-	}
-	c.writing = true
-	c.workers.Add(1)
-	go c.writeLoop()
-}
-
-// writeLoop writes the queue in batches until it is empty. Writes take no
-// context: the Host's sweeper drops a connection whose batch has been
-// writing for longer than WriteTimeout (see writeSince).
-func (c *Connection) writeLoop() {
-	defer c.workers.Done()
-	for {
-		c.mu.Lock()
-		ping := c.pingDue && !c.closing.Load()
-		c.pingDue = false
-		if len(c.queue) == 0 && !ping {
-			if c.closeWrite {
-				c.closeWrite = false
-				code, reason := c.code, c.reason
-				c.mu.Unlock()
-				c.ws.Close(websocket.StatusCode(code), reason)
-				continue
-			}
-			c.writing = false
-			c.mu.Unlock()
-			return
-		}
-		batch := c.queue
-		c.queue = c.spare[:0]
-		c.spare = nil
-		c.mu.Unlock()
-
-		c.writeSince.Store(time.Now().UnixNano())
-		var err error
-		if len(batch) > 0 {
-			c.sock.beginBatch() // the batch's frames leave in one write
-		}
-		if ping {
-			// Only this goroutine writes data frames, and coder/websocket
-			// writes each control frame in one Write: between two messages
-			// no frame is half written, so the ping can go in as is.
-			_, err = c.sock.Write(pingFrame)
-		}
-		for _, m := range batch {
-			if err != nil {
-				break
-			}
-			if err = c.sock.writeMessage(m); err != nil {
-				break
-			}
-		}
-		if len(batch) > 0 {
-			if ferr := c.sock.endBatch(); err == nil {
-				err = ferr
-			}
-		}
-		c.writeSince.Store(0)
-
-		c.mu.Lock()
-		c.pendingMsgs -= len(batch)
-		for _, m := range batch {
-			c.pendingBytes -= len(m.data)
-		}
-		clear(batch)
-		c.spare = batch[:0]
-		if err != nil {
-			c.writing = false
-			// A write also fails when the read loop has just answered the
-			// client's close frame (or sent 1009): that status, which the
-			// read loop records next, is the true one.
-			first := c.setClosingLocked(StatusAbnormalClosure, "write failed", err)
-			c.writeFailed = first
-			c.mu.Unlock()
-			if first {
-				c.abort(StatusAbnormalClosure, "write failed", err)
-			} else {
-				c.ws.CloseNow()
-			}
-			return
-		}
-		c.mu.Unlock()
-	}
-}
-
-// readLoop reads messages until the connection closes and hands them to the
-// room's OnMessage, one at a time. It reports false if it stopped, the
-// connection still open, to go on on a fresh goroutine (see waitForBytes).
-func (c *Connection) readLoop() bool {
-	r := c.room
-	deep := false
-	for {
-		c.reading.Store(true)
-		if !c.waitForBytes(deep) {
-			return false
-		}
-		deep = true
-		typ, data, err := c.ws.Read(context.Background())
-		c.reading.Store(false)
-		if err == nil && c.sock.failed.Load() {
-			err = io.ErrUnexpectedEOF // the message was cut short (see socket)
-		}
-		if err != nil {
-			c.readFailed(err)
-			return true
-		}
-		c.lastActive.Store(time.Now().UnixNano())
-		if c.isClosing() {
-			continue // closing: wait for the client's close frame, drop data
-		}
-		msg := Message{data: data, binary: typ == websocket.MessageBinary}
-		if !msg.binary && !utf8.Valid(data) {
-			c.closeAfterQueue(StatusInvalidPayload, "invalid UTF-8 in text message", errInvalidUTF8)
-			continue
-		}
-		if r.handlers.message == nil {
-			continue
-		}
-		r.turn.Lock()
-		if !c.left { // a newer connection with the same id may have replaced c meanwhile
-			if err := r.call("OnMessage", c, func() { r.handlers.message.OnMessage(msg, c) }); err != nil {
-				r.reportError(c, err)
-			}
-		}
-		r.turn.Unlock()
-	}
-}
-
-// waitForBytes returns once the client has sent something for
-// coder/websocket's Read, taking the pongs to the sweeper's pings out of the
-// way itself. Read parks some 2.5 KiB deep, which costs a connection a 4 KiB
-// stack; waiting here, an idle connection's read loop fits the smallest
-// stack, 2 KiB. A goroutine's stack does not shrink back once grown, so a
-// loop that has been into Read (deep) hands over to a fresh goroutine rather
-// than park: waitForBytes reports false when it should. It returns at once
-// where the socket cannot be waited on directly (see rawConn), or when Read
-// has work without the socket: bytes in the reader's buffer, or those that
-// came with the handshake.
-//
-// Only the read loop reads from the socket, except coder/websocket's Close,
-// which reads the client's answer to a close frame and then closes the
-// socket. Every caller of Close marks the connection closing under c.mu
-// first, so that holding c.mu, and seeing it open, keeps Close from reading
-// meanwhile; waiting for bytes holds nothing, and wakes when Close closes
-// the socket.
-func (c *Connection) waitForBytes(deep bool) bool {
-	s := c.sock
-	if s.raw == nil {
-		return true
-	}
-	if s.early {
-		s.early = false
-		return true
-	}
-	for {
-		c.mu.Lock()
-		idle := !c.closing.Load() && s.br.Buffered() == 0
-		handOver := idle && deep && !readable(s.raw)
-		c.mu.Unlock()
-		if handOver {
-			return false
-		}
-		if !idle || !waitReadable(s.raw) {
-			return true
-		}
-		c.mu.Lock()
-		pong := !c.closing.Load() && takePong(s.raw)
-		c.mu.Unlock()
-		if !pong {
-			return true
-		}
-		s.lastRead.Store(time.Now().UnixNano())
-	}
-}
-
-// readFailed records how the connection ended, given the error that ended
-// its read loop, and finishes the close handshake.
-func (c *Connection) readFailed(err error) {
-	var ce websocket.CloseError
-	switch {
-	case errors.As(err, &ce):
-		// The client's close frame; coder/websocket has answered it with the
-		// same code and reason.
-		c.mu.Lock()
-		if c.setReadStatusLocked(StatusCode(ce.Code), ce.Reason, nil) && ce.Code == websocket.StatusNoStatusRcvd {
-			c.code = StatusNoStatus
-		}
-		c.mu.Unlock()
-	case errors.Is(err, websocket.ErrMessageTooBig):
-		// coder/websocket has sent the 1009 close frame; Close drains the
-		// rest of the message and waits for the client's answer.
-		c.mu.Lock()
-		c.setReadStatusLocked(StatusMessageTooBig, "message too big", err)
-		c.mu.Unlock()
-		c.ws.Close(websocket.StatusMessageTooBig, "message too big")
-	default:
-		c.mu.Lock()
-		c.setClosingLocked(StatusAbnormalClosure, "", err)
-		c.mu.Unlock()
-	}
-	c.ws.CloseNow()
-}
-
 // finish waits for the connection's goroutines once its socket is closed.
 func (c *Connection) finish() {
 	c.mu.Lock()
@@ -455,59 +218,6 @@ func (c *Connection) finish() {
 	c.workers.Wait()
 }
 
-// pingFrame is an unmasked ping with no payload, as a server sends it.
-var pingFrame = []byte{0x89, 0x00}
-
-// ping sends a ping frame. The client's pong, like any bytes from it,
-// updates the socket's lastRead, which the sweeper watches: no goroutine,
-// timer or context per ping. When no writer runs, the caller (the sweeper)
-// takes the writer's role for one non-blocking write of the 2-byte frame, so
-// pinging an idle connection starts no goroutine and allocates no buffer;
-// only if the kernel will not take the frame at once (or the socket is not
-// plain TCP, such as TLS) does the writer goroutine send it.
-func (c *Connection) ping(now int64) {
-	c.mu.Lock()
-	if c.closing.Load() {
-		c.mu.Unlock()
-		return
-	}
-	c.pingSent.Store(now)
-	if c.writing || c.finished {
-		c.pingDue = true
-		c.startWriterLocked()
-		c.mu.Unlock()
-		return
-	}
-	c.writing = true // Send and Close only queue meanwhile
-	c.mu.Unlock()
-	n := c.sock.writeNow(pingFrame)
-	c.mu.Lock()
-	c.writing = false
-	if n > 0 && n < len(pingFrame) {
-		// Half a frame on the wire (the kernel short of memory): the stream
-		// cannot go on.
-		c.mu.Unlock()
-		c.abort(StatusAbnormalClosure, "write failed", errPartialPing)
-		return
-	}
-	c.pingDue = n == 0 // the kernel would not take it at once: the writer sends it
-	if c.pingDue || len(c.queue) > 0 || c.closeWrite {
-		c.startWriterLocked()
-	}
-	c.mu.Unlock()
-}
-
 // lastSeen returns when the client was last heard from, in unix
 // nanoseconds: a message, a pong, or any bytes at all.
-func (c *Connection) lastSeen() int64 { return max(c.lastActive.Load(), c.sock.lastRead.Load()) }
-
-func truncateReason(s string) string {
-	if len(s) <= maxReasonLength {
-		return s
-	}
-	s = s[:maxReasonLength]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s
-}
+func (c *Connection) lastSeen() int64 { return max(c.lastActive.Load(), c.sock.LastRead()) }

@@ -28,6 +28,15 @@ func (s *Chat) OnClose(c *party.Connection) {
 	s.room.Broadcast(party.Text("So sad! " + c.ID() + " left the party!"))
 }
 
+// Chat's handlers, checked at compile time: a wrong signature (say
+// OnMessage(string, *party.Connection)) is an error here, not a handler that
+// is silently never called.
+var (
+	_ party.OnConnectHandler = (*Chat)(nil)
+	_ party.OnMessageHandler = (*Chat)(nil)
+	_ party.OnCloseHandler   = (*Chat)(nil)
+)
+
 // The guide's server, with two real clients in one room.
 func Example() {
 	mux := http.NewServeMux()

@@ -1,10 +1,8 @@
 package party_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -29,204 +27,11 @@ import (
 // sockets, and every other client is shown unaffected. Figures (memory,
 // detection times) are reported with t.Logf; run with -v to see them.
 
-// ---- helpers -------------------------------------------------------------
-
-// serveWith is serve with a chance to configure the http.Server before it
-// starts (timeouts, ErrorLog). It returns the ws:// base URL.
-func serveWith(t *testing.T, h *party.Host, configure func(*http.Server)) (string, *httptest.Server) {
-	t.Helper()
-	mux := http.NewServeMux()
-	mux.Handle("/party/", h)
-	mux.Handle("/parties/", h)
-	srv := httptest.NewUnstartedServer(mux)
-	if configure != nil {
-		configure(srv.Config)
-	}
-	srv.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		h.Shutdown(ctx)
-		srv.Close()
-	})
-	return "ws" + strings.TrimPrefix(srv.URL, "http"), srv
-}
-
-// liveHeap returns the bytes of live heap objects, after a full collection.
-func liveHeap() uint64 {
-	heap, _ := liveMemory()
-	return heap
-}
-
-// liveMemory returns the bytes of live heap objects, after a full
-// collection, and of goroutine stacks.
-func liveMemory() (heap, stacks uint64) {
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc, m.StackInuse
-}
-
-func mib(b uint64) string { return fmt.Sprintf("%.2f MiB", float64(b)/(1<<20)) }
+// ---- this file's helpers (the shared ones are in helpers_test.go) ---------
 
 // signedMiB formats after-before, which may be negative.
 func signedMiB(after, before uint64) string {
 	return fmt.Sprintf("%+.2f MiB", (float64(after)-float64(before))/(1<<20))
-}
-
-// rawConn is a hand-driven WebSocket client: it writes exactly the bytes a
-// test chooses, for handshakes and frames no well-behaved client sends.
-type rawConn struct {
-	net.Conn
-	br *bufio.Reader
-}
-
-func rawDial(addr string) (*rawConn, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	return &rawConn{Conn: c, br: bufio.NewReaderSize(c, 256)}, nil
-}
-
-// upgradeRequest returns a valid WebSocket handshake for target.
-func upgradeRequest(target string) string {
-	return "GET " + target + " HTTP/1.1\r\nHost: example.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-}
-
-// roundTrip writes raw and reads the HTTP response, within 5 seconds.
-// For a 101 the body is empty and the connection stays usable for frames.
-func (c *rawConn) roundTrip(raw string) (*http.Response, string, error) {
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	defer c.SetDeadline(time.Time{})
-	if _, err := io.WriteString(c, raw); err != nil {
-		return nil, "", err
-	}
-	resp, err := http.ReadResponse(c.br, nil)
-	if err != nil {
-		return nil, "", err
-	}
-	if resp.StatusCode == http.StatusSwitchingProtocols {
-		return resp, "", nil
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp, string(b), nil
-}
-
-// upgrade performs a valid handshake for target and fails unless it is
-// accepted.
-func (c *rawConn) upgrade(target string) error {
-	resp, body, err := c.roundTrip(upgradeRequest(target))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		return fmt.Errorf("handshake for %s: %s %q", target, resp.Status, body)
-	}
-	return nil
-}
-
-// WebSocket opcodes.
-const (
-	opCont   = 0x0
-	opText   = 0x1
-	opBinary = 0x2
-	opClose  = 0x8
-	opPing   = 0x9
-	opPong   = 0xA
-)
-
-// appendFrame encodes one client frame, masked with a fixed key.
-func appendFrame(b []byte, fin bool, op byte, payload []byte) []byte {
-	b0 := op & 0x0f
-	if fin {
-		b0 |= 0x80
-	}
-	b = append(b, b0)
-	switch n := len(payload); {
-	case n < 126:
-		b = append(b, 0x80|byte(n))
-	case n <= 0xffff:
-		b = append(b, 0x80|126, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0x80|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	key := [4]byte{0x37, 0xfa, 0x21, 0x3d}
-	b = append(b, key[:]...)
-	for i, p := range payload {
-		b = append(b, p^key[i%4])
-	}
-	return b
-}
-
-func (c *rawConn) writeFrame(fin bool, op byte, payload []byte) error {
-	_, err := c.Write(appendFrame(nil, fin, op, payload))
-	return err
-}
-
-func closePayload(code uint16, reason string) []byte {
-	return append(binary.BigEndian.AppendUint16(nil, code), reason...)
-}
-
-// readFrame reads one server frame (servers do not mask).
-func (c *rawConn) readFrame() (fin bool, op byte, payload []byte, err error) {
-	var hdr [2]byte
-	if _, err = io.ReadFull(c.br, hdr[:]); err != nil {
-		return
-	}
-	fin, op = hdr[0]&0x80 != 0, hdr[0]&0x0f
-	n := uint64(hdr[1] & 0x7f)
-	switch n {
-	case 126:
-		var ext [2]byte
-		if _, err = io.ReadFull(c.br, ext[:]); err != nil {
-			return
-		}
-		n = uint64(binary.BigEndian.Uint16(ext[:]))
-	case 127:
-		var ext [8]byte
-		if _, err = io.ReadFull(c.br, ext[:]); err != nil {
-			return
-		}
-		n = binary.BigEndian.Uint64(ext[:])
-	}
-	if hdr[1]&0x80 != 0 || n > 64<<20 {
-		return fin, op, nil, fmt.Errorf("bad server frame header %x (length %d)", hdr, n)
-	}
-	payload = make([]byte, n)
-	_, err = io.ReadFull(c.br, payload)
-	return
-}
-
-// closeNormally performs the client side of a close handshake and then
-// resets the TCP connection, so that no TIME_WAIT socket is left behind (a
-// test that opens tens of thousands of connections would otherwise run out
-// of ephemeral ports).
-func (c *rawConn) closeNormally() error {
-	defer c.reset()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if err := c.writeFrame(true, opClose, closePayload(1000, "")); err != nil {
-		return err
-	}
-	for {
-		_, op, _, err := c.readFrame()
-		if err != nil {
-			return fmt.Errorf("waiting for the close echo: %w", err)
-		}
-		if op == opClose {
-			return nil
-		}
-	}
-}
-
-func (c *rawConn) reset() {
-	if tc, ok := c.Conn.(*net.TCPConn); ok {
-		tc.SetLinger(0)
-	}
-	c.Close()
 }
 
 // reader reads a client's messages on its own goroutine, so that the client
@@ -267,21 +72,6 @@ func (r *reader) expect(t *testing.T, want string) {
 	}
 }
 
-// echo is a Server that sends every message back to its sender and records
-// closes.
-type echo struct {
-	closes *sync.Map // id -> "code reason"
-}
-
-func (s *echo) OnMessage(m party.Message, c *party.Connection) { c.Send(m) }
-
-func (s *echo) OnClose(c *party.Connection) {
-	if s.closes != nil {
-		code, reason := c.CloseStatus()
-		s.closes.Store(c.ID(), fmt.Sprint(code, " ", reason))
-	}
-}
-
 // joined waits until room has n connections: a client's handshake completes
 // before its connection joins the room.
 func joined(t *testing.T, h *party.Host, room string, n int) {
@@ -290,13 +80,6 @@ func joined(t *testing.T, h *party.Host, room string, n int) {
 		r := h.Room("main", room)
 		return r != nil && r.ConnectionCount() == n
 	})
-}
-
-// roundTripOK checks that c still gets its own messages back.
-func roundTripOK(t *testing.T, c *client, what string) {
-	t.Helper()
-	c.send(what)
-	c.expect(what)
 }
 
 // ---- a client that stops reading ------------------------------------------
@@ -593,7 +376,7 @@ func TestHandshakeAbuse(t *testing.T) {
 	}
 	h := party.Handler(factory)
 	h.OriginPatterns = []string{"*.example.com"}
-	_, srv := serveWith(t, h, func(s *http.Server) {
+	_, srv := serveWith(t, h, false, func(s *http.Server) {
 		s.ReadHeaderTimeout = 500 * time.Millisecond // the application's choice; see "unfinished headers"
 		s.ErrorLog = log.New(io.Discard, "", 0)
 	})
@@ -1101,7 +884,7 @@ func TestPanicInEachHandler(t *testing.T) {
 		return nil, nil
 	}
 	httpLogs := &logBuffer{}
-	ws, srv := serveWith(t, h, func(s *http.Server) { s.ErrorLog = log.New(httpLogs, "", 0) })
+	ws, srv := serveWith(t, h, false, func(s *http.Server) { s.ErrorLog = log.New(httpLogs, "", 0) })
 
 	// A bystander in another room sees nothing of any of it.
 	far := dial(t, ws+"/party/far?_pk=far")
@@ -1675,8 +1458,7 @@ func TestTruncatedMessageIsNotDelivered(t *testing.T) {
 	})
 	_, srv := serve(t, h)
 	header := func(fin bool, op byte, claimed int) []byte { // a frame header whose payload never comes
-		f := appendFrame(nil, fin, op, make([]byte, claimed))
-		return f[:len(f)-claimed]
+		return appendFrame(nil, fin, op, nil, frameQuirks{claimed: claimed})
 	}
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	complete := appendFrame(nil, true, opText, []byte("complete"))

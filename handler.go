@@ -1,13 +1,9 @@
 package party
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -18,6 +14,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/rs/xid"
+
+	"party/internal/wire"
 )
 
 // ServeHTTP routes r to its room. It accepts these paths, anywhere in the
@@ -56,15 +54,10 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveWebSocket(w, r, key)
 		return
 	}
-	if h.BeforeRequest != nil {
-		r2, err := h.BeforeRequest(r, key.party, key.id)
-		if err != nil {
-			refuse(w, err)
-			return
-		}
-		if r2 != nil {
-			r = r2
-		}
+	r, err = runHook(h.BeforeRequest, r, key)
+	if err != nil {
+		refuse(w, err)
+		return
 	}
 	room, err := h.acquire(key, false)
 	if err != nil {
@@ -72,32 +65,19 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer room.release(false)
+	if err := room.lock(); err != nil {
+		http.Error(w, "party: room failed to start: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	defer room.unlock()
 	room.serveRequest(w, r)
 }
 
 func (h *Host) serveWebSocket(w http.ResponseWriter, r *http.Request, key roomKey) {
-	if err := checkHandshake(w, r); err != nil {
-		refuse(w, err)
-		return
-	}
-	if err := h.checkOrigin(r); err != nil {
-		refuse(w, err)
-		return
-	}
-	id, err := connectionID(r)
+	r, id, err := h.checkUpgrade(w, r, key)
 	if err != nil {
 		refuse(w, err)
 		return
-	}
-	if h.BeforeConnect != nil {
-		r2, err := h.BeforeConnect(r, key.party, key.id)
-		if err != nil {
-			refuse(w, err)
-			return
-		}
-		if r2 != nil {
-			r = r2
-		}
 	}
 	room, err := h.acquire(key, true)
 	if err != nil {
@@ -110,11 +90,7 @@ func (h *Host) serveWebSocket(w http.ResponseWriter, r *http.Request, key roomKe
 	// the client sees its socket open and the moment it is in the room, so
 	// whatever the room does after a client is open reaches that client.
 	startErr := room.lock()
-	sb := &smallBuffers{ResponseWriter: w}
-	ws, err := websocket.Accept(sb, r, &websocket.AcceptOptions{
-		Subprotocols:       h.Subprotocols,
-		InsecureSkipVerify: true, // checkOrigin did it, with a clearer refusal
-	})
+	ws, sock, err := wire.Accept(w, r, h.Subprotocols)
 	if err != nil {
 		if startErr == nil {
 			room.unlock()
@@ -123,7 +99,7 @@ func (h *Host) serveWebSocket(w http.ResponseWriter, r *http.Request, key roomKe
 		return // Accept has answered
 	}
 	ws.SetReadLimit(h.readLimit())
-	c := &Connection{id: id, uri: requestURI(r), room: room, ws: ws, sock: sb.sock, tags: []string{id}}
+	c := &Connection{id: id, uri: requestURI(r), room: room, ws: ws, sock: sock, tags: []string{id}}
 	c.lastActive.Store(time.Now().UnixNano())
 
 	if startErr != nil {
@@ -144,109 +120,23 @@ func (h *Host) serveWebSocket(w http.ResponseWriter, r *http.Request, key roomKe
 	go c.serve(joined)
 }
 
-// serve reads the connection until it ends, then takes it out of its room.
-func (c *Connection) serve(joined bool) {
-	if !c.readLoop() {
-		// The loop went idle after a read that grew this goroutine's
-		// stack: it goes on on a fresh one, whose stack is the smallest.
-		go c.serve(joined)
-		return
+// checkUpgrade makes every check of a WebSocket upgrade that comes before
+// the room is touched: the handshake, the Origin, the connection id, then
+// BeforeConnect. It returns the request to go on with and the connection's
+// id.
+func (h *Host) checkUpgrade(w http.ResponseWriter, r *http.Request, key roomKey) (*http.Request, string, error) {
+	if err := checkHandshake(w, r); err != nil {
+		return nil, "", err
 	}
-	r := c.room
-	defer r.host.leave()
-	defer r.release(true)
-	c.finish()
-	if joined {
-		r.turn.Lock()
-		r.leave(c)
-		r.turn.Unlock()
+	if err := h.checkOrigin(r); err != nil {
+		return nil, "", err
 	}
-}
-
-// Buffer sizes of a hijacked connection. net/http hands over 4 KiB for each;
-// most real-time messages are far smaller, larger ones are read and written
-// straight through, and every idle connection saves the difference.
-const (
-	connReadBuffer  = 512
-	connWriteBuffer = 128 // the socket gathers a batch's frames; this only stages headers and control frames
-)
-
-// smallBuffers makes coder/websocket's Accept use smaller buffers than the
-// ones net/http hands over with the hijacked connection.
-type smallBuffers struct {
-	http.ResponseWriter
-	sock *socket // the hijacked connection
-}
-
-func (w *smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	hj, ok := w.ResponseWriter.(http.Hijacker)
-	if !ok {
-		return nil, nil, errors.New("party: the http.ResponseWriter cannot be hijacked")
-	}
-	hijacked, brw, err := hj.Hijack()
+	id, err := connectionID(r)
 	if err != nil {
-		return nil, nil, err
+		return nil, "", err
 	}
-	conn := &socket{Conn: hijacked, raw: rawConn(hijacked)}
-	w.sock = conn
-	br := bufio.NewReaderSize(conn, connReadBuffer)
-	if n := brw.Reader.Buffered(); n > 0 {
-		conn.early = true
-		// The client spoke right after its handshake. Accept keeps only
-		// what is buffered in the reader it gets (it resets the reader's
-		// source to conn), so those bytes must sit in br's buffer.
-		early, _ := brw.Reader.Peek(n)
-		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn), max(n, connReadBuffer))
-		if _, err := br.Peek(n); err != nil {
-			conn.Close()
-			return nil, nil, err
-		}
-	}
-	conn.br = br
-	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, connWriteBuffer)), nil
-}
-
-// join makes c a member of the room: tags, replacement of an older
-// connection with the same id, then OnConnect. The caller holds the turn. It
-// reports false if c failed before joining (ConnectionTags panicked), in which
-// case c is closing with 1011 and gets no OnClose.
-func (r *Room) join(c *Connection, req *http.Request) bool {
-	if t := r.handlers.tagger; t != nil {
-		var tags []string
-		if err := r.call("ConnectionTags", c, func() { tags = t.ConnectionTags(c, req) }); err != nil {
-			c.closeAfterQueue(StatusInternalError, err.Error(), err)
-			return false
-		}
-		for _, tag := range tags {
-			if tag != "" && !slices.Contains(c.tags, tag) {
-				c.tags = append(c.tags, tag)
-			}
-		}
-	}
-	// An older connection with the same id leaves before c joins, as if it
-	// had closed before c arrived: its OnClose (the guide's "left" notice)
-	// does not reach c ahead of c's welcome. A reconnecting client then sees
-	// the same thing whether or not the server noticed its old socket die
-	// first.
-	r.setMu.RLock()
-	old := r.set[c.id]
-	r.setMu.RUnlock()
-	if old != nil {
-		old.Close(StatusReplaced, "replaced by a newer connection with the same id")
-		r.leave(old)
-	}
-	r.add(c)
-	if r.host.closing.Load() {
-		c.Close(StatusServiceRestart, "server shutting down")
-	}
-	if on := r.handlers.connect; on != nil {
-		if err := r.call("OnConnect", c, func() { on.OnConnect(c, req) }); err != nil {
-			c.closeAfterQueue(StatusInternalError, err.Error(), err)
-		}
-	}
-	return true
+	r, err = runHook(h.BeforeConnect, r, key)
+	return r, id, err
 }
 
 // route finds the party and room a request is for.
@@ -339,7 +229,10 @@ func connectionID(r *http.Request) (string, error) {
 	return xid.New().String(), nil
 }
 
-// checkHandshake validates a WebSocket handshake before any room is touched.
+// checkHandshake validates a WebSocket handshake before any room is touched,
+// so that a malformed one cannot start a room. coder/websocket's Accept
+// checks the same things again, later, and would refuse the same requests;
+// refusing them here costs the room nothing.
 func checkHandshake(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case r.Method != http.MethodGet:
@@ -360,7 +253,13 @@ func checkHandshake(w http.ResponseWriter, r *http.Request) error {
 }
 
 // checkOrigin refuses a cross-origin browser request not allowed by
-// OriginPatterns.
+// OriginPatterns. coder/websocket's Accept has the same check, with the same
+// answers (the host compared case-insensitively, each pattern matched with
+// path.Match against the host, or against "scheme://host" when it contains
+// "://"); party makes it itself, and tells Accept to skip its own, for two
+// reasons: the refusal must come before BeforeConnect runs and before the
+// room is touched (Accept runs in the room's turn, which may start the room),
+// and it names the OriginPatterns entry that would allow the origin.
 func (h *Host) checkOrigin(r *http.Request) error {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -383,6 +282,19 @@ func (h *Host) checkOrigin(r *http.Request) error {
 		}
 	}
 	return &HTTPError{http.StatusForbidden, fmt.Sprintf("origin %q may not connect to %q: add %q to Host.OriginPatterns to allow it", origin, r.Host, u.Host)}
+}
+
+// runHook runs BeforeConnect or BeforeRequest, if set, and returns the
+// request to go on with.
+func runHook(hook func(*http.Request, string, string) (*http.Request, error), r *http.Request, key roomKey) (*http.Request, error) {
+	if hook == nil {
+		return r, nil
+	}
+	r2, err := hook(r, key.party, key.id)
+	if err != nil || r2 == nil {
+		return r, err
+	}
+	return r2, nil
 }
 
 func refuse(w http.ResponseWriter, err error) {

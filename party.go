@@ -21,6 +21,16 @@
 // The npm partysocket client connects unchanged: new PartySocket({host, room})
 // opens /parties/main/{room}?_pk={id}.
 //
+// # Handlers
+//
+// Each handler is an optional interface ([OnConnectHandler],
+// [OnMessageHandler]...), found once when a room is built. A method with a
+// handler's name and another signature implements nothing: it is logged
+// when the party builds its first room, and a compile-time check catches it
+// before that:
+//
+//	var _ party.OnMessageHandler = (*Chat)(nil)
+//
 // # Rooms
 //
 // A room is created by the first request for its id: the factory builds its
@@ -43,13 +53,13 @@ package party
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"party/storage"
 )
 
 // DefaultParty is the name of the party built by the factory given to
@@ -72,101 +82,20 @@ const (
 // maxIDLength is the longest room or connection id accepted, in bytes as sent.
 const maxIDLength = 256
 
-// Server is the value that drives one room. Any value is a valid Server: a
-// struct with no methods accepts connections and stays silent. Its powers come
-// from the optional interfaces it implements ([OnStartHandler],
-// [OnConnectHandler], [OnMessageHandler], [OnCloseHandler], [OnErrorHandler],
-// [OnRequestHandler], [ConnectionTagger]), discovered once when the room is
-// built.
+// Lock order. A goroutine holding one of these may take the ones listed
+// after it, never one listed before:
 //
-// A handler must return, or panic (a panic is recovered, logged and reported
-// as each handler's documentation says). A handler that calls
-// runtime.Goexit (t.FailNow or t.Fatal inside a handler, in a test) takes
-// its room's turn with it: the room handles nothing more. That is logged at
-// Error level, naming the room and the handler.
-type Server any
-
-// OnStartHandler is implemented by a Server that prepares itself before its
-// room handles anything. OnStart runs once per room, before any other handler.
-// If it returns an error (or panics), the request that started the room fails
-// (a WebSocket is closed with 1011 and the error as reason, an HTTP request
-// gets 500) and the next request for the room calls OnStart again.
-type OnStartHandler interface {
-	OnStart() error
-}
-
-// OnConnectHandler is implemented by a Server that greets new connections.
-// OnConnect runs after the WebSocket upgrade and after c has joined the room
-// (so a Broadcast without exclusions reaches c too), and before c's first
-// message is read. r is the upgrade request, or the request returned by
-// [Host.BeforeConnect]. Messages sent to c in OnConnect reach it before any
-// message sent later. To refuse the connection, call c.Close.
-type OnConnectHandler interface {
-	OnConnect(c *Connection, r *http.Request)
-}
-
-// OnMessageHandler is implemented by a Server that reads messages. msg belongs
-// to the handler: it may keep or forward it (see [Message] for ownership).
-type OnMessageHandler interface {
-	OnMessage(msg Message, sender *Connection)
-}
-
-// OnCloseHandler is implemented by a Server that wants to know when a
-// connection leaves. OnClose runs exactly once for every connection that
-// joined the room, after it has left the room's connection set; c.CloseStatus
-// reports the close code and reason.
-type OnCloseHandler interface {
-	OnClose(c *Connection)
-}
-
-// OnErrorHandler is implemented by a Server that wants to see connection
-// errors: a panic in OnMessage or OnClose (the error wraps [ErrHandlerPanic];
-// the connection stays open after an OnMessage panic), and a connection that
-// fails rather than closing cleanly (a message over the read limit, invalid
-// UTF-8, a full send queue, a missed keepalive, a broken socket), just before
-// its OnClose.
-type OnErrorHandler interface {
-	OnError(c *Connection, err error)
-}
-
-// OnRequestHandler is implemented by a Server that answers plain HTTP requests
-// to its room's URL (partysocket's PartySocket.fetch). Without it, such
-// requests get 426 Upgrade Required.
-type OnRequestHandler interface {
-	OnRequest(w http.ResponseWriter, r *http.Request)
-}
-
-// ConnectionTagger is implemented by a Server that tags connections. Tags are
-// computed before OnConnect; the connection's id is always its first tag.
-// [Room.GetConnections] filters by tag.
-type ConnectionTagger interface {
-	ConnectionTags(c *Connection, r *http.Request) []string
-}
-
-// Errors returned by the package.
-var (
-	// ErrConnectionClosed is returned by Send on a connection that is closed
-	// or closing.
-	ErrConnectionClosed = errors.New("party: connection closed")
-	// ErrSendQueueFull is returned by the Send that overflowed the
-	// connection's send queue; the connection is then closed with
-	// [StatusPolicyViolation].
-	ErrSendQueueFull = errors.New("party: send queue full")
-	// ErrHandlerPanic is wrapped by the error given to OnError when a handler
-	// panicked.
-	ErrHandlerPanic = errors.New("party: handler panicked")
-	// ErrShutdown is returned when the Host is shut down.
-	ErrShutdown = errors.New("party: host shut down")
-)
-
-// HTTPError refuses a request from [Host.BeforeConnect] or
-// [Host.BeforeRequest] with the given status and message.
-type HTTPError struct {
-	Status  int    // HTTP status code, for example 401
-	Message string // response body
-}
-
-func (e *HTTPError) Error() string { return fmt.Sprintf("%d %s", e.Status, e.Message) }
+//  1. Room.turn, a room's handler turn: held by every handler call, and while
+//     a connection joins. A handler's Room.Call waits for another room's turn
+//     while holding its own: the cycle check under Host.callMu
+//     (Room.waitingFor) refuses the wait that would close a cycle.
+//  2. Room.alarmMu: orders a room's alarm changes in its AlarmStore and in
+//     its timer.
+//  3. Room.life: the room's references, its idle and alarm timers, whether
+//     it is dropped (dropping closes its Storage, whose locks are its own).
+//  4. Host.mu, Host.callMu, Room.setMu and Connection.mu are leaves: none is
+//     held while taking another lock of the package. (Connection.mu is held
+//     around peeks at the socket's file descriptor, which take no lock.)
 
 // Host serves the rooms of one or more parties over HTTP. Create it with
 // [Handler], set its fields before it serves its first request, and mount it
@@ -245,16 +174,21 @@ type Host struct {
 	// slog.Default().
 	Logger *slog.Logger
 
-	// Storage gives each room its Storage ([Room.Storage]) and keeps room
-	// alarms. Nil means a MemoryStore of the Host's own: data survives a room
-	// being dropped and built again, not a restart. Use a [FileStore] for
-	// storage and alarms that survive restarts (and call ResumeAlarms).
-	Storage StorageProvider
+	// Storage gives each room its key-value storage ([Room.Storage]) and,
+	// if it is also a [storage.AlarmStore], keeps the rooms' alarms;
+	// otherwise alarms are kept in memory. Nil means a [storage.MemoryStore]
+	// of the Host's own: data and alarms survive a room being dropped and
+	// built again, not a restart. Use a [storage.FileStore] for storage and
+	// alarms that survive restarts (and call ResumeAlarms).
+	Storage storage.Provider
 
-	memStore *MemoryStore // the default Storage, made on first use
-	parties  map[string]func(*Room) Server
-	rooms    sync.Map // roomKey -> *Room
-	nrooms   atomic.Int64
+	storesOnce sync.Once            // chooses provider and alarmStore (see stores)
+	provider   storage.Provider     // Storage, or memStore
+	alarmStore storage.AlarmStore   // Storage if it is one, or memStore
+	memStore   *storage.MemoryStore // keeps what Storage does not
+	parties    map[string]*roomFactory
+	rooms      sync.Map // roomKey -> *Room
+	nrooms     atomic.Int64
 
 	callMu  sync.Mutex // guards Room.waitingFor
 	mu      sync.Mutex // guards closing transitions and active
@@ -269,7 +203,13 @@ func Handler(factory func(*Room) Server) *Host {
 	if factory == nil {
 		panic("party: Handler called with a nil factory")
 	}
-	return &Host{parties: map[string]func(*Room) Server{DefaultParty: factory}}
+	return &Host{parties: map[string]*roomFactory{DefaultParty: {build: factory}}}
+}
+
+// roomFactory builds the rooms of one party.
+type roomFactory struct {
+	build   func(*Room) Server
+	checked sync.Once // reportMismatches ran on the first Server built
 }
 
 // Party registers a named party, reached at /{Prefix}/{name}/{room}. It must
@@ -279,7 +219,7 @@ func (h *Host) Party(name string, factory func(*Room) Server) {
 	if name == "" || factory == nil {
 		panic("party: Party needs a name and a factory")
 	}
-	h.parties[name] = factory
+	h.parties[name] = &roomFactory{build: factory}
 }
 
 // Room returns the live room id of the named party, or nil if it is not in
@@ -358,18 +298,6 @@ func (h *Host) enter() bool {
 }
 
 func (h *Host) leave() { h.active.Done() }
-
-func (h *Host) storage() StorageProvider {
-	if h.Storage != nil {
-		return h.Storage
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.memStore == nil {
-		h.memStore = NewMemoryStore()
-	}
-	return h.memStore
-}
 
 func (h *Host) logger() *slog.Logger {
 	if h.Logger != nil {

@@ -1,13 +1,11 @@
 package party_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -23,58 +21,6 @@ import (
 
 	"party"
 )
-
-// probe is a Server whose handlers a test fills in.
-type probe struct {
-	room    *party.Room
-	start   func() error
-	connect func(c *party.Connection, r *http.Request)
-	message func(m party.Message, c *party.Connection)
-	close   func(c *party.Connection)
-	error   func(c *party.Connection, err error)
-}
-
-func (p *probe) OnStart() error {
-	if p.start != nil {
-		return p.start()
-	}
-	return nil
-}
-
-func (p *probe) OnConnect(c *party.Connection, r *http.Request) {
-	if p.connect != nil {
-		p.connect(c, r)
-	}
-}
-
-func (p *probe) OnMessage(m party.Message, c *party.Connection) {
-	if p.message != nil {
-		p.message(m, c)
-	}
-}
-
-func (p *probe) OnClose(c *party.Connection) {
-	if p.close != nil {
-		p.close(c)
-	}
-}
-
-func (p *probe) OnError(c *party.Connection, err error) {
-	if p.error != nil {
-		p.error(c, err)
-	}
-}
-
-// whoami answers every connection and request with its party and room id.
-type whoami struct{ room *party.Room }
-
-func (s *whoami) OnConnect(c *party.Connection, r *http.Request) {
-	c.Send(party.Text(s.room.Party() + " " + s.room.ID() + " " + c.ID()))
-}
-
-func (s *whoami) OnRequest(w http.ResponseWriter, r *http.Request) {
-	fmt.Fprintf(w, "%s %s", s.room.Party(), s.room.ID())
-}
 
 func TestRouting(t *testing.T) {
 	h := party.Handler(func(r *party.Room) party.Server { return &whoami{room: r} })
@@ -156,17 +102,6 @@ func TestRoutingGoPatterns(t *testing.T) {
 		}
 		c.close()
 	}
-}
-
-func get(t *testing.T, url string) (string, int) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b), resp.StatusCode
 }
 
 func TestSilentServer(t *testing.T) {
@@ -527,15 +462,6 @@ func TestHandlersRunOneAtATime(t *testing.T) {
 	c.expect("hello")
 	c.send("report")
 	c.expect("overlaps 0")
-}
-
-func mustDial(t *testing.T, url string) *websocket.Conn {
-	c, err := dialErr(url, nil)
-	if err != nil {
-		t.Errorf("dial %s: %v", url, err)
-		runtime.Goexit()
-	}
-	return c
 }
 
 // A handler that blocks delays its own room only.
@@ -903,7 +829,7 @@ func testKeepalive(t *testing.T, tls bool) {
 	})
 	h.PingInterval = 100 * time.Millisecond
 	h.PingTimeout = 100 * time.Millisecond
-	ws, srv := serveOn(t, h, tls)
+	ws, srv := serveWith(t, h, tls, nil)
 	opts := &websocket.DialOptions{HTTPClient: srv.Client()}
 	dialKeepalive := func(id string) *websocket.Conn {
 		c, err := dialErr(ws+"/party/k?_pk="+id, opts)
@@ -1392,36 +1318,31 @@ func TestFrameInHandshakePacket(t *testing.T) {
 		return &probe{message: func(m party.Message, c *party.Connection) { c.Send(m) }}
 	})
 	_, srv := serve(t, h)
-	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	c, err := rawDial(srv.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	frame := func(payload string) []byte { // a masked text frame, mask 0 for readability
-		return append([]byte{0x81, 0x80 | byte(len(payload)), 0, 0, 0, 0}, payload...)
-	}
-	req := "GET /party/early?_pk=e HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	packet := append([]byte(req), frame("first")...)
-	packet = append(packet, frame("second")...)
-	if _, err := conn.Write(packet); err != nil {
-		t.Fatal(err)
-	}
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
+	defer c.Close()
+	packet := []byte(upgradeRequest("/party/early?_pk=e")) // the handshake and two frames, written at once
+	packet = appendFrame(packet, true, opText, []byte("first"))
+	packet = appendFrame(packet, true, opText, []byte("second"))
+	resp, _, err := c.roundTrip(string(packet))
 	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("handshake: %v %v", resp, err)
 	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for _, want := range []string{"first", "second"} {
-		hdr := make([]byte, 2)
-		if _, err := io.ReadFull(br, hdr); err != nil {
+		hdr, err := c.br.Peek(1)
+		if err != nil {
 			t.Fatalf("reading echo of %q: %v", want, err)
 		}
-		got := make([]byte, hdr[1]&0x7f)
-		io.ReadFull(br, got)
-		if hdr[0] != 0x81 || string(got) != want {
-			t.Errorf("echo = %x %q, want text %q", hdr[0], got, want)
+		b0 := hdr[0] // FIN, RSV1-3 and opcode: a final text frame is 0x81
+		_, _, got, err := c.readFrame()
+		if err != nil {
+			t.Fatalf("reading echo of %q: %v", want, err)
+		}
+		if b0 != 0x81 || string(got) != want {
+			t.Errorf("echo = %x %q, want text %q", b0, got, want)
 		}
 	}
 }

@@ -1,14 +1,16 @@
 package party
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"party/storage"
 )
 
 type roomKey struct{ party, id string }
@@ -19,7 +21,7 @@ type roomKey struct{ party, id string }
 type Room struct {
 	host    *Host
 	key     roomKey
-	factory func(*Room) Server
+	factory *roomFactory
 
 	// turn serializes every handler call of the room.
 	turn turn
@@ -39,10 +41,10 @@ type Room struct {
 	// The room's one alarm (see SetAlarm); a set alarm holds a reference.
 	alarmAt    time.Time
 	alarmTimer *time.Timer
-	alarmGen   uint64       // numbers alarms, so a replaced one that fires anyway is ignored
-	store      Storage      // the handle from the StorageProvider
-	storeView  *roomStorage // what Storage returns
-	alarmMu    sync.Mutex   // orders alarm changes in Storage and in the timer
+	alarmGen   uint64          // numbers alarms, so a replaced one that fires anyway is ignored
+	store      storage.Storage // the handle from the Host's Storage; nil until the room starts
+	storeView  storage.Storage // what Storage returns: store, with Close refused
+	alarmMu    sync.Mutex      // orders alarm changes in the AlarmStore and in the timer
 
 	// set holds the joined connections; snap is a copy for iteration,
 	// rebuilt after a change when somebody iterates.
@@ -51,72 +53,12 @@ type Room struct {
 	snap  atomic.Pointer[[]*Connection]
 }
 
-// handlers are the optional interfaces of a room's Server, asserted once.
-type handlers struct {
-	start   OnStartHandler
-	connect OnConnectHandler
-	message OnMessageHandler
-	close   OnCloseHandler
-	error   OnErrorHandler
-	request OnRequestHandler
-	tagger  ConnectionTagger
-}
-
-func discover(s Server) handlers {
-	var hs handlers
-	hs.start, _ = s.(OnStartHandler)
-	hs.connect, _ = s.(OnConnectHandler)
-	hs.message, _ = s.(OnMessageHandler)
-	hs.close, _ = s.(OnCloseHandler)
-	hs.error, _ = s.(OnErrorHandler)
-	hs.request, _ = s.(OnRequestHandler)
-	hs.tagger, _ = s.(ConnectionTagger)
-	return hs
-}
-
 // ID returns the room id as the client sent it in the URL path, still
 // percent-encoded (as PartyKit's room.id).
 func (r *Room) ID() string { return r.key.id }
 
 // Party returns the name of the room's party ("main" for the default one).
 func (r *Room) Party() string { return r.key.party }
-
-// Storage returns the room's key-value storage (PartyKit's room.storage),
-// from the Host's StorageProvider. It is opened before OnStart runs (a room
-// whose storage cannot be opened fails to start) and closed when the room is
-// dropped; its data outlives the room. Before the room has started, Storage
-// returns nil. Safe to call from any goroutine.
-//
-// The returned Storage's SetAlarm and DeleteAlarm are the room's (they arm
-// and disarm its timer, like [Room.SetAlarm]); its Close returns an error,
-// since the room owns the handle.
-func (r *Room) Storage() Storage {
-	r.life.Lock()
-	defer r.life.Unlock()
-	if r.store == nil {
-		return nil
-	}
-	return r.storeView
-}
-
-// roomStorage is the view of a room's Storage handed to its Server.
-type roomStorage struct {
-	Storage
-	room *Room
-}
-
-func (s *roomStorage) SetAlarm(t time.Time) error {
-	if t.IsZero() {
-		return s.room.DeleteAlarm()
-	}
-	return s.room.SetAlarm(t)
-}
-
-func (s *roomStorage) DeleteAlarm() error { return s.room.DeleteAlarm() }
-
-func (s *roomStorage) Close() error {
-	return errors.New("party: a room's Storage is closed by the Host when it drops the room")
-}
 
 // GetConnection returns the open connection with the given id, or nil.
 func (r *Room) GetConnection(id string) *Connection {
@@ -156,14 +98,12 @@ func (r *Room) snapshot() []*Connection {
 	return s
 }
 
-// add puts c in the set. It returns the connection it replaces, if any.
-func (r *Room) add(c *Connection) (replaced *Connection) {
+// add puts c in the set, replacing a connection with the same id.
+func (r *Room) add(c *Connection) {
 	r.setMu.Lock()
 	defer r.setMu.Unlock()
-	replaced = r.set[c.id]
 	r.set[c.id] = c
 	r.snap.Store(nil)
-	return replaced
 }
 
 // remove takes c out of the set, unless a newer connection took its id.
@@ -176,193 +116,85 @@ func (r *Room) remove(c *Connection) {
 	}
 }
 
-// acquire returns the live room for key, creating it if needed, with one more
-// reference taken; conn reserves a connection slot too. It never returns a
-// dropped room.
-func (h *Host) acquire(key roomKey, conn bool) (*Room, error) {
-	factory, ok := h.parties[key.party]
-	if !ok {
-		return nil, &HTTPError{http.StatusNotFound, fmt.Sprintf("party %q not found", key.party)}
-	}
-	for {
-		v, ok := h.rooms.Load(key)
-		if !ok {
-			// Reserve the room's place before building it, so that
-			// concurrent requests for new rooms cannot pass MaxRooms.
-			if n := h.nrooms.Add(1); h.MaxRooms > 0 && n > int64(h.MaxRooms) {
-				h.nrooms.Add(-1)
-				return nil, &HTTPError{http.StatusServiceUnavailable, fmt.Sprintf("too many rooms (Host.MaxRooms is %d)", h.MaxRooms)}
-			}
-			nr := &Room{host: h, key: key, factory: factory, turn: make(turn, 1), set: make(map[string]*Connection)}
-			var loaded bool
-			v, loaded = h.rooms.LoadOrStore(key, nr)
-			if loaded {
-				h.nrooms.Add(-1) // another request built it first
+// join makes c a member of the room: tags, replacement of an older
+// connection with the same id, then OnConnect. The caller holds the turn. It
+// reports false if c failed before joining (ConnectionTags panicked), in which
+// case c is closing with 1011 and gets no OnClose.
+func (r *Room) join(c *Connection, req *http.Request) bool {
+	if t := r.handlers.tagger; t != nil {
+		var tags []string
+		if err := r.runHandler("ConnectionTags", c, func() { tags = t.ConnectionTags(c, req) }); err != nil {
+			c.closeAfterQueue(StatusInternalError, err.Error(), err)
+			return false
+		}
+		for _, tag := range tags {
+			if tag != "" && !slices.Contains(c.tags, tag) {
+				c.tags = append(c.tags, tag)
 			}
 		}
-		r := v.(*Room)
-		r.life.Lock()
-		if r.dead {
-			r.life.Unlock()
-			continue // it was just dropped and removed from the map: make a new one
-		}
-		if conn && h.MaxConnectionsPerRoom > 0 && r.conns >= h.MaxConnectionsPerRoom {
-			r.life.Unlock()
-			return nil, &HTTPError{http.StatusServiceUnavailable, fmt.Sprintf("room is full (Host.MaxConnectionsPerRoom is %d)", h.MaxConnectionsPerRoom)}
-		}
-		r.refs++
-		if conn {
-			r.conns++
-		}
-		if r.idleTimer != nil {
-			r.idleTimer.Stop()
-			r.idleTimer = nil
-		}
-		r.life.Unlock()
-		return r, nil
 	}
+	// An older connection with the same id leaves before c joins, as if it
+	// had closed before c arrived: its OnClose (the guide's "left" notice)
+	// does not reach c ahead of c's welcome. A reconnecting client then sees
+	// the same thing whether or not the server noticed its old socket die
+	// first.
+	r.setMu.RLock()
+	old := r.set[c.id]
+	r.setMu.RUnlock()
+	if old != nil {
+		old.Close(StatusReplaced, "replaced by a newer connection with the same id")
+		r.leave(old)
+	}
+	r.add(c)
+	if r.host.closing.Load() {
+		c.Close(StatusServiceRestart, "server shutting down")
+	}
+	if on := r.handlers.connect; on != nil {
+		if err := r.runHandler("OnConnect", c, func() { on.OnConnect(c, req) }); err != nil {
+			c.closeAfterQueue(StatusInternalError, err.Error(), err)
+		}
+	}
+	return true
 }
 
-// release gives back a reference taken by acquire. The last one out starts
-// the idle timer that drops the room.
-func (r *Room) release(conn bool) {
-	r.life.Lock()
-	defer r.life.Unlock()
-	if conn {
-		r.conns--
-	}
-	r.releaseLocked()
-}
-
-func (r *Room) releaseLocked() {
-	r.refs--
-	if r.refs > 0 || r.dead {
+// leave takes c out of the room and runs its OnClose, once. The caller holds
+// the turn.
+func (r *Room) leave(c *Connection) {
+	if c.left {
 		return
 	}
-	idle := r.host.idleTimeout()
-	if idle < 0 {
-		r.dropLocked()
+	c.left = true
+	r.remove(c)
+	if err := c.failure(); err != nil {
+		r.reportError(c, err)
+	}
+	if on := r.handlers.close; on != nil {
+		if err := r.runHandler("OnClose", c, func() { on.OnClose(c) }); err != nil {
+			r.reportError(c, err)
+		}
+	}
+}
+
+// serveRequest answers a plain HTTP request to the room, from the network or
+// from Fetch. The caller holds the turn.
+func (r *Room) serveRequest(w http.ResponseWriter, req *http.Request) {
+	on := r.handlers.request
+	if on == nil {
+		w.Header().Set("Upgrade", "websocket")
+		http.Error(w, "party: this room accepts only WebSocket connections (its Server has no OnRequest)", http.StatusUpgradeRequired)
 		return
 	}
-	var t *time.Timer
-	t = time.AfterFunc(idle, func() {
-		r.life.Lock()
-		defer r.life.Unlock()
-		if r.idleTimer == t && r.refs == 0 {
-			r.dropLocked()
-		}
-	})
-	r.idleTimer = t
-}
-
-func (r *Room) drop() {
-	r.life.Lock()
-	defer r.life.Unlock()
-	r.dropLocked()
-}
-
-func (r *Room) dropLocked() {
-	if r.dead {
-		return
-	}
-	r.dead = true
-	if r.alarmTimer != nil {
-		r.alarmTimer.Stop()
-		r.alarmTimer = nil
-	}
-	if r.store != nil {
-		if err := r.store.Close(); err != nil {
-			r.host.logger().Error("party: closing a room's storage", "party", r.key.party, "room", r.key.id, "err", err)
-		}
-	}
-	if r.idleTimer != nil {
-		r.idleTimer.Stop()
-		r.idleTimer = nil
-	}
-	if r.host.rooms.CompareAndDelete(r.key, r) {
-		r.host.nrooms.Add(-1)
+	err := r.runHandler("OnRequest", nil, func() { on.OnRequest(w, req) })
+	if errors.Is(err, ErrHandlerPanic) {
+		// Best effort: if the handler wrote nothing yet, this becomes the response.
+		http.Error(w, "party: internal error", http.StatusInternalServerError)
 	}
 }
 
-func (r *Room) isDead() bool {
-	r.life.Lock()
-	defer r.life.Unlock()
-	return r.dead
-}
-
-// turn is a mutex whose Lock can give up when a context ends.
-type turn chan struct{}
-
-func (t turn) Lock()   { t <- struct{}{} }
-func (t turn) Unlock() { <-t }
-
-func (t turn) LockContext(ctx context.Context) error {
-	select {
-	case t <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// lock takes the room's turn and makes sure its Server is built and started.
-// On error the turn is released.
-func (r *Room) lock() error { return r.lockContext(context.Background()) }
-
-func (r *Room) lockContext(ctx context.Context) error {
-	if err := r.turn.LockContext(ctx); err != nil {
-		return err
-	}
-	if r.started {
-		return nil
-	}
-	err := r.start()
-	if err != nil {
-		r.turn.Unlock()
-	}
-	return err
-}
-
-func (r *Room) unlock() { r.turn.Unlock() }
-
-func (r *Room) start() (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			r.logPanic("OnStart", nil, p)
-			err = fmt.Errorf("%w: OnStart: %v", ErrHandlerPanic, p)
-		}
-	}()
-	if r.rawStorage() == nil {
-		st, err := r.host.storage().Open(r.key.party, r.key.id)
-		if err != nil {
-			return fmt.Errorf("party: opening the room's storage: %w", err)
-		}
-		r.life.Lock()
-		r.store, r.storeView = st, &roomStorage{Storage: st, room: r}
-		r.life.Unlock()
-		if at, err := st.GetAlarm(); err == nil && !at.IsZero() {
-			r.alarmMu.Lock()
-			r.scheduleAlarm(at) // set before the room was last dropped, or before a restart
-			r.alarmMu.Unlock()
-		}
-	}
-	if r.server == nil {
-		s := r.factory(r)
-		r.server, r.handlers = s, discover(s)
-	}
-	if r.handlers.start != nil {
-		if err := r.handlers.start.OnStart(); err != nil {
-			return err
-		}
-	}
-	r.started = true
-	return nil
-}
-
-// call runs a handler of the room (the caller holds the turn), recovering a
-// panic: the panic is logged and returned as an error wrapping
+// runHandler runs a handler of the room (the caller holds the turn),
+// recovering a panic: the panic is logged and returned as an error wrapping
 // ErrHandlerPanic.
-func (r *Room) call(name string, c *Connection, f func()) (err error) {
+func (r *Room) runHandler(name string, c *Connection, f func()) (err error) {
 	returned := false
 	defer func() {
 		if p := recover(); p != nil {
@@ -377,6 +209,13 @@ func (r *Room) call(name string, c *Connection, f func()) (err error) {
 	f()
 	returned = true
 	return nil
+}
+
+// reportError calls OnError, if the Server has it. The caller holds the turn.
+func (r *Room) reportError(c *Connection, err error) {
+	if on := r.handlers.error; on != nil && err != nil {
+		_ = r.runHandler("OnError", c, func() { on.OnError(c, err) })
+	}
 }
 
 func (r *Room) logGoexit(name string, c *Connection) {
@@ -396,49 +235,4 @@ func (r *Room) logHandler(msg, name string, c *Connection, extra ...any) {
 		args = append(args, "connection", c.id)
 	}
 	r.host.logger().Error(msg, args...)
-}
-
-// reportError calls OnError, if the Server has it. The caller holds the turn.
-func (r *Room) reportError(c *Connection, err error) {
-	if r.handlers.error == nil || err == nil {
-		return
-	}
-	_ = r.call("OnError", c, func() { r.handlers.error.OnError(c, err) })
-}
-
-// leave takes c out of the room and runs its OnClose, once. The caller holds
-// the turn.
-func (r *Room) leave(c *Connection) {
-	if c.left {
-		return
-	}
-	c.left = true
-	r.remove(c)
-	if err := c.failure(); err != nil {
-		r.reportError(c, err)
-	}
-	if r.handlers.close != nil {
-		if err := r.call("OnClose", c, func() { r.handlers.close.OnClose(c) }); err != nil {
-			r.reportError(c, err)
-		}
-	}
-}
-
-// serveRequest answers a plain HTTP request to the room.
-func (r *Room) serveRequest(w http.ResponseWriter, req *http.Request) {
-	if err := r.lock(); err != nil {
-		http.Error(w, "party: room failed to start: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	defer r.unlock()
-	if r.handlers.request == nil {
-		w.Header().Set("Upgrade", "websocket")
-		http.Error(w, "party: this room accepts only WebSocket connections (its Server has no OnRequest)", http.StatusUpgradeRequired)
-		return
-	}
-	err := r.call("OnRequest", nil, func() { r.handlers.request.OnRequest(w, req) })
-	if err != nil && errors.Is(err, ErrHandlerPanic) {
-		// Best effort: if the handler wrote nothing yet, this becomes the response.
-		http.Error(w, "party: internal error", http.StatusInternalServerError)
-	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"party"
+	"party/storage"
 )
 
 // tally keeps a counter in its room's Storage and shows it to every
@@ -55,7 +56,7 @@ func (s *tally) OnMessage(m party.Message, c *party.Connection) {
 
 func (s *tally) OnAlarm() { s.ev.add(fmt.Sprintf("alarm %s count=%d", s.room.ID(), s.count())) }
 
-func newTallyHost(store party.StorageProvider, ev *events) *party.Host {
+func newTallyHost(store storage.Provider, ev *events) *party.Host {
 	h := party.Handler(func(r *party.Room) party.Server { return &tally{room: r, ev: ev} })
 	h.IdleTimeout = -1
 	h.Storage = store
@@ -63,11 +64,11 @@ func newTallyHost(store party.StorageProvider, ev *events) *party.Host {
 }
 
 func TestStorageSurvivesEviction(t *testing.T) {
-	file, err := party.OpenFileStore(t.TempDir())
+	file, err := storage.OpenFileStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, store := range map[string]party.StorageProvider{"memory (default)": nil, "file": file} {
+	for name, store := range map[string]storage.Provider{"memory (default)": nil, "file": file} {
 		t.Run(name, func(t *testing.T) {
 			ev := &events{}
 			h := newTallyHost(store, ev)
@@ -96,7 +97,7 @@ func TestDurableAlarmAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	ev := &events{}
 
-	store1, err := party.OpenFileStore(dir)
+	store1, err := storage.OpenFileStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +120,7 @@ func TestDurableAlarmAfterRestart(t *testing.T) {
 		t.Fatal("the alarm fired before the restart")
 	}
 
-	store2, err := party.OpenFileStore(dir)
+	store2, err := storage.OpenFileStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,20 +142,40 @@ func TestDurableAlarmAfterRestart(t *testing.T) {
 	eventually(t, "the room to be dropped after its alarm", func() bool { return h2.Room("main", "wake") == nil })
 }
 
-// Alarms set through the room's Storage are the room's alarms: they fire.
-func TestAlarmThroughStorage(t *testing.T) {
+// A Provider that keeps no alarms (not a storage.AlarmStore) still gets
+// alarms that fire: the Host keeps them in memory, and the provider's store
+// sees none. The room's Storage refuses Close, and SetAlarm with the zero
+// Time deletes the alarm rather than firing it.
+func TestAlarmsWithoutAlarmStore(t *testing.T) {
+	file, err := storage.OpenFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	ev := &events{}
-	h := newTallyHost(nil, ev)
+	h := newTallyHost(struct{ storage.Provider }{file}, ev) // only Open
 	serve(t, h)
-	var st party.Storage
-	err := h.Call(context.Background(), "main", "via-storage", func(s party.Server) error {
-		st = s.(*tally).room.Storage()
-		return st.SetAlarm(time.Now().Add(20 * time.Millisecond))
+	var st storage.Storage
+	err = h.Call(context.Background(), "main", "kv-only", func(s party.Server) error {
+		room := s.(*tally).room
+		st = room.Storage()
+		if err := room.SetAlarm(time.Now().Add(time.Hour)); err != nil {
+			return err
+		}
+		if err := room.SetAlarm(time.Time{}); err != nil {
+			return err
+		}
+		if at, set := room.GetAlarm(); set {
+			return fmt.Errorf("SetAlarm(zero Time) left the alarm set for %v", at)
+		}
+		return room.SetAlarm(time.Now().Add(20 * time.Millisecond))
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the alarm set through Storage to fire", func() bool { return ev.has("alarm via-storage count=0") })
+	eventually(t, "the alarm kept in memory to fire", func() bool { return ev.has("alarm kv-only count=0") })
+	if alarms, err := file.Alarms(); err != nil || len(alarms) != 0 {
+		t.Errorf("the FileStore, used only as a Provider, holds alarms %v (err %v)", alarms, err)
+	}
 	if err := st.Close(); err == nil {
 		t.Error("a Server could close its room's Storage")
 	}

@@ -10,7 +10,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"runtime"
 	"strconv"
@@ -90,10 +89,7 @@ func TestSoak(t *testing.T) {
 	h.IdleTimeout = 2 * time.Second
 	h.PingInterval, h.PingTimeout = 5*time.Second, 2*time.Second
 	h.Logger = (&logBuffer{}).logger()
-	mux := http.NewServeMux()
-	mux.Handle("/parties/", h)
-	srv := httptest.NewServer(mux)
-	ws := "ws" + strings.TrimPrefix(srv.URL, "http")
+	ws, srv := serve(t, h)
 
 	var stats soakStats
 	ctx, stop := context.WithCancel(context.Background())
@@ -109,10 +105,8 @@ func TestSoak(t *testing.T) {
 	var samples []soakSample
 	start := time.Now()
 	sample := func() {
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		s := soakSample{at: time.Since(start), goroutines: runtime.NumGoroutine(), heap: m.HeapAlloc, rss: rss(t),
+		heap := liveHeap()
+		s := soakSample{at: time.Since(start), goroutines: runtime.NumGoroutine(), heap: heap, rss: rss(t),
 			conns: stats.open.Load(), msgs: stats.msgsBack.Load()}
 		samples = append(samples, s)
 		t.Logf("%8v  goroutines %6d  heap %9s  RSS %9s  open connections %5d  own messages back %9d  sessions %7d",
@@ -233,17 +227,27 @@ func soakUser(ctx context.Context, t *testing.T, ws, httpURL, id string, stats *
 	}
 }
 
-// soakSilent joins, says one thing and then never reads again, as a client
-// whose network vanished: the server's keepalive drops it.
-func soakSilent(ctx context.Context, ws, path, id string, stats *soakStats) {
+// soakDial opens a connection, counting the dial and, unless the test is
+// ending, its failure; it returns nil if the dial failed.
+func soakDial(ctx context.Context, url string, stats *soakStats) *websocket.Conn {
 	stats.dials.Add(1)
 	dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	conn, _, err := websocket.Dial(dialCtx, ws+path, nil)
+	conn, _, err := websocket.Dial(dialCtx, url, nil)
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
 			stats.dialErrors.Add(1)
 		}
+		return nil
+	}
+	return conn
+}
+
+// soakSilent joins, says one thing and then never reads again, as a client
+// whose network vanished: the server's keepalive drops it.
+func soakSilent(ctx context.Context, ws, path, id string, stats *soakStats) {
+	conn := soakDial(ctx, ws+path, stats)
+	if conn == nil {
 		return
 	}
 	stats.open.Add(1)
@@ -261,14 +265,8 @@ func soakSilent(ctx context.Context, ws, path, id string, stats *soakStats) {
 // soakSession chats and leaves in a random way; it reports whether the
 // client reconnects to the same room at once.
 func soakSession(ctx context.Context, ws, path, id string, stats *soakStats) (again bool) {
-	stats.dials.Add(1)
-	dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	conn, _, err := websocket.Dial(dialCtx, ws+path, nil)
-	cancel()
-	if err != nil {
-		if ctx.Err() == nil {
-			stats.dialErrors.Add(1)
-		}
+	conn := soakDial(ctx, ws+path, stats)
+	if conn == nil {
 		return false
 	}
 	stats.open.Add(1)

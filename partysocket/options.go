@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"party"
+	"party/protocol"
 )
 
 // Defaults used for the Options fields whose zero value means "use the
@@ -162,7 +162,7 @@ type Options struct {
 	// goroutine, one at a time, in the order things happen: OnOpen when a
 	// connection opens (after the messages queued while disconnected were
 	// written), OnMessage for each message received on it, in order (text
-	// and binary kept apart: see party.Message), then OnClose once when it
+	// and binary kept apart: see protocol.Message), then OnClose once when it
 	// closes. OnError reports each failed connection attempt, and each
 	// connection that failed rather than closed (it broke without a close
 	// frame, or a message passed ReadLimit), just before its OnClose, whose
@@ -174,7 +174,7 @@ type Options struct {
 	// receives the Socket, so it can reply (the variable Dial assigns to
 	// is not set yet when the first callbacks run). Nil means ignore.
 	OnOpen    func(s *Socket)
-	OnMessage func(s *Socket, msg party.Message)
+	OnMessage func(s *Socket, msg protocol.Message)
 	OnClose   func(s *Socket, ev CloseEvent)
 	OnError   func(s *Socket, err error)
 }
@@ -183,13 +183,13 @@ type Options struct {
 // ShouldReconnect.
 type CloseEvent struct {
 	// Code and Reason are those of the close frame the server sent, for
-	// example 1012 (party.StatusServiceRestart) when the server shuts down
-	// or 4409 (party.StatusReplaced) when another connection took the same
-	// id. Code is 1006 (party.StatusAbnormalClosure) when the connection
-	// broke or could not be opened, 1009 (party.StatusMessageTooBig) when
+	// example 1012 (protocol.StatusServiceRestart) when the server shuts down
+	// or 4409 (protocol.StatusReplaced) when another connection took the same
+	// id. Code is 1006 (protocol.StatusAbnormalClosure) when the connection
+	// broke or could not be opened, 1009 (protocol.StatusMessageTooBig) when
 	// a message over Options.ReadLimit arrived, and 1005
-	// (party.StatusNoStatus) when the close frame carried no code.
-	Code   party.StatusCode
+	// (protocol.StatusNoStatus) when the close frame carried no code.
+	Code   protocol.StatusCode
 	Reason string
 
 	// Err is the error that broke the connection or failed the attempt,

@@ -10,7 +10,7 @@
 //	s, err := partysocket.Dial(ctx, partysocket.Options{
 //		Host: "localhost:1999",
 //		Room: "my-room",
-//		OnMessage: func(s *partysocket.Socket, msg party.Message) {
+//		OnMessage: func(s *partysocket.Socket, msg protocol.Message) {
 //			fmt.Println(msg)
 //		},
 //	})
@@ -18,7 +18,7 @@
 //		return err
 //	}
 //	defer s.Close()
-//	s.Send(party.Text("Hello everyone"))
+//	s.Send(protocol.Text("Hello everyone"))
 //
 // # Reconnection
 //
@@ -37,6 +37,13 @@
 // HTTP headers, does not report the close it was asked for by Close, and
 // reports failed attempts to OnError only (OnClose follows only a
 // connection that opened). Its default id is an xid, not a UUID.
+//
+// # Messages
+//
+// Messages and close codes are party/protocol's [protocol.Message] and
+// [protocol.StatusCode], the very types the server package re-exports as
+// party.Message and party.StatusCode: a client imports party/protocol and
+// not the server, and code written with either name works with both.
 package partysocket
 
 import (
@@ -50,7 +57,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"party"
+	"party/protocol"
 )
 
 // closeTimeout bounds how long Close lets the messages already queued be
@@ -181,7 +188,7 @@ func (s *Socket) Done() <-chan struct{} { return s.done }
 // lost, as with any WebSocket). Send returns ErrQueueFull if
 // Options.MaxQueued messages are waiting already, and ErrClosed after
 // Close. msg's bytes must not change after Send.
-func (s *Socket) Send(msg party.Message) error {
+func (s *Socket) Send(msg protocol.Message) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -266,7 +273,7 @@ func (s *Socket) run() {
 				s.cfg.OnError(s, err)
 				s.leave()
 			}
-			if !s.shouldReconnect(CloseEvent{Code: party.StatusAbnormalClosure, Err: err}) {
+			if !s.shouldReconnect(CloseEvent{Code: protocol.StatusAbnormalClosure, Err: err}) {
 				return
 			}
 			continue
@@ -370,22 +377,7 @@ func (s *Socket) serve(conn *websocket.Conn) (ev CloseEvent, ok bool) {
 		close(s.opened)
 	}
 
-	var readErr error
-	for {
-		typ, b, err := conn.Read(context.Background())
-		if err != nil {
-			readErr = err
-			break
-		}
-		msg := party.Binary(b)
-		if typ == websocket.MessageText {
-			msg = party.Text(string(b))
-		}
-		if s.cfg.OnMessage != nil && s.enter() {
-			s.cfg.OnMessage(s, msg)
-			s.leave()
-		}
-	}
+	readErr := s.read(conn)
 	conn.CloseNow() // interrupts a write in progress
 	cancel()
 	<-writerDone
@@ -399,15 +391,15 @@ func (s *Socket) serve(conn *websocket.Conn) (ev CloseEvent, ok bool) {
 
 	var ce websocket.CloseError
 	if errors.As(readErr, &ce) {
-		ev = CloseEvent{Code: party.StatusCode(ce.Code), Reason: ce.Reason}
+		ev = CloseEvent{Code: protocol.StatusCode(ce.Code), Reason: ce.Reason}
 	} else {
 		err := readErr
 		if writeErr != nil {
 			err = writeErr
 		}
-		ev = CloseEvent{Code: party.StatusAbnormalClosure, Err: err}
+		ev = CloseEvent{Code: protocol.StatusAbnormalClosure, Err: err}
 		if errors.Is(err, websocket.ErrMessageTooBig) {
-			ev.Code = party.StatusMessageTooBig // sent to the server too
+			ev.Code = protocol.StatusMessageTooBig // sent to the server too
 		}
 		if s.cfg.OnError != nil && s.enter() {
 			s.cfg.OnError(s, err)
@@ -419,6 +411,25 @@ func (s *Socket) serve(conn *websocket.Conn) (ev CloseEvent, ok bool) {
 		s.leave()
 	}
 	return ev, true
+}
+
+// read hands conn's messages to OnMessage until a read fails, and returns
+// that error.
+func (s *Socket) read(conn *websocket.Conn) error {
+	for {
+		typ, b, err := conn.Read(context.Background())
+		if err != nil {
+			return err
+		}
+		msg := protocol.Binary(b)
+		if typ == websocket.MessageText {
+			msg = protocol.TextBytes(b) // b is fresh for each message
+		}
+		if s.cfg.OnMessage != nil && s.enter() {
+			s.cfg.OnMessage(s, msg)
+			s.leave()
+		}
+	}
 }
 
 // write is a connection's writer: it writes the queue in order, closing

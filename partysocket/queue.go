@@ -1,17 +1,17 @@
 package partysocket
 
-import "party"
+import "party/protocol"
 
 // queue is the Socket's send queue: a FIFO of messages that reuses its
 // array, so a queue that keeps emptying allocates nothing.
 type queue struct {
-	buf  []party.Message
+	buf  []protocol.Message
 	head int // buf[:head] is consumed
 }
 
 func (q *queue) len() int { return len(q.buf) - q.head }
 
-func (q *queue) push(m party.Message) {
+func (q *queue) push(m protocol.Message) {
 	if q.head > 0 && len(q.buf) == cap(q.buf) && q.head >= len(q.buf)/2 {
 		// Full, with at least half of it consumed: slide down, not grow.
 		n := copy(q.buf, q.buf[q.head:])
@@ -22,11 +22,11 @@ func (q *queue) push(m party.Message) {
 }
 
 // peek returns the oldest message; the queue must not be empty.
-func (q *queue) peek() party.Message { return q.buf[q.head] }
+func (q *queue) peek() protocol.Message { return q.buf[q.head] }
 
 // pop drops the oldest message; the queue must not be empty.
 func (q *queue) pop() {
-	q.buf[q.head] = party.Message{}
+	q.buf[q.head] = protocol.Message{}
 	q.head++
 	if q.head == len(q.buf) {
 		q.buf, q.head = q.buf[:0], 0

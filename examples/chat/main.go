@@ -1,5 +1,5 @@
-// Command chat is the PartyKit guide's broadcast chat, served with its own
-// web page.
+// Command chat is the PartyKit guide's broadcast chat (examples/guide),
+// served with its own web page.
 //
 //	go run ./examples/chat
 //
@@ -24,24 +24,8 @@ import (
 	"time"
 
 	"party"
+	"party/examples/guide"
 )
-
-// Chat is the PartyKit guide's broadcast server: a welcome for the joiner, a
-// notice to the others, every message to everyone but its sender.
-type Chat struct{ room *party.Room }
-
-func (s *Chat) OnConnect(c *party.Connection, r *http.Request) {
-	c.Send(party.Text("Welcome, " + c.ID()))
-	s.room.Broadcast(party.Text("Heads up! "+c.ID()+" joined the party!"), c.ID())
-}
-
-func (s *Chat) OnMessage(msg party.Message, sender *party.Connection) {
-	s.room.Broadcast(msg, sender.ID())
-}
-
-func (s *Chat) OnClose(c *party.Connection) {
-	s.room.Broadcast(party.Text("So sad! " + c.ID() + " left the party!"))
-}
 
 //go:embed index.html chat.js
 var static embed.FS
@@ -59,7 +43,7 @@ func main() {
 	addr := flag.String("addr", "localhost:1999", "address to listen on")
 	flag.Parse()
 
-	h := party.Handler(func(r *party.Room) party.Server { return &Chat{room: r} })
+	h := party.Handler(guide.New)
 	srv := &http.Server{Handler: newMux(h)}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

@@ -12,13 +12,14 @@ import (
 	"github.com/coder/websocket"
 
 	"party"
+	"party/examples/guide"
 )
 
 // The page and its script are served, and the page's URL form (/party/{room})
 // and partysocket's (/parties/main/{room}) reach the same chat room. The
 // browser test in interop/browser drives the page itself.
 func TestChat(t *testing.T) {
-	h := party.Handler(func(r *party.Room) party.Server { return &Chat{room: r} })
+	h := party.Handler(guide.New)
 	srv := httptest.NewServer(newMux(h))
 	defer srv.Close()
 	defer h.Shutdown(context.Background())

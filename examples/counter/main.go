@@ -12,7 +12,7 @@
 package main
 
 import (
-	_ "embed"
+	"embed"
 	"flag"
 	"log"
 	"net/http"
@@ -20,10 +20,11 @@ import (
 	"time"
 
 	"party"
+	"party/storage"
 )
 
 //go:embed index.html
-var page []byte
+var static embed.FS
 
 // Counter is one room's counter.
 type Counter struct {
@@ -71,7 +72,7 @@ func (s *Counter) save(n int) {
 
 // newHost returns the counter's Host, keeping its data under dir.
 func newHost(dir string) (*party.Host, error) {
-	store, err := party.OpenFileStore(dir)
+	store, err := storage.OpenFileStore(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -94,10 +95,7 @@ func main() {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/parties/", h)
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write(page)
-	})
+	mux.Handle("GET /{$}", http.FileServerFS(static)) // index.html
 	log.Printf("counter on http://%s, data in %s", *addr, *dir)
 	log.Fatal(http.ListenAndServe(*addr, mux))
 }

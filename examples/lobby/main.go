@@ -11,7 +11,7 @@ package main
 
 import (
 	"context"
-	_ "embed"
+	"embed"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -20,10 +20,11 @@ import (
 	"time"
 
 	"party"
+	"party/storage"
 )
 
 //go:embed index.html
-var page []byte
+var static embed.FS
 
 // Chat is the guide's chat room; it also reports its head count to the lobby.
 type Chat struct{ room *party.Room }
@@ -69,8 +70,8 @@ type Lobby struct {
 
 func (l *Lobby) OnStart() error {
 	l.counts = map[string]int{}
-	err := party.GetJSON(l.room.Storage(), "counts", &l.counts)
-	if errors.Is(err, party.ErrKeyNotFound) {
+	err := storage.GetJSON(l.room.Storage(), "counts", &l.counts)
+	if errors.Is(err, storage.ErrKeyNotFound) {
 		return nil
 	}
 	return err
@@ -82,7 +83,7 @@ func (l *Lobby) set(room string, n int) {
 	} else {
 		l.counts[room] = n
 	}
-	if err := party.PutJSON(l.room.Storage(), "counts", l.counts); err != nil {
+	if err := storage.PutJSON(l.room.Storage(), "counts", l.counts); err != nil {
 		log.Printf("lobby: saving counts: %v", err)
 	}
 	l.room.Broadcast(l.snapshot())
@@ -110,10 +111,7 @@ func main() {
 
 	mux := http.NewServeMux()
 	mux.Handle("/parties/", h)
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write(page)
-	})
+	mux.Handle("GET /{$}", http.FileServerFS(static)) // index.html
 	log.Printf("lobby on http://%s (chat rooms at http://%s/?room=NAME)", *addr, *addr)
 	log.Fatal(http.ListenAndServe(*addr, mux))
 }

@@ -1,6 +1,6 @@
 // Command server is the Go server the interop suite drives with the real
-// partysocket client. It mounts the guide's broadcast server and a few
-// purpose-built parties:
+// partysocket client. It mounts the guide's broadcast server
+// (party/examples/guide) and a few purpose-built parties:
 //
 //	/party/{room}, /parties/main/{room}  the PartyKit guide's chat server
 //	/parties/control/{room}              says hello (JSON: id, connect count, boot id, tags), echoes every
@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"party"
+	"party/examples/guide"
 )
 
 // boot identifies this process, so a client can tell a restarted server.
@@ -50,22 +51,6 @@ var boot = func() string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }()
-
-// Chat is the PartyKit guide's broadcast server.
-type Chat struct{ room *party.Room }
-
-func (s *Chat) OnConnect(c *party.Connection, r *http.Request) {
-	c.Send(party.Text("Welcome, " + c.ID()))
-	s.room.Broadcast(party.Text("Heads up! "+c.ID()+" joined the party!"), c.ID())
-}
-
-func (s *Chat) OnMessage(msg party.Message, sender *party.Connection) {
-	s.room.Broadcast(msg, sender.ID())
-}
-
-func (s *Chat) OnClose(c *party.Connection) {
-	s.room.Broadcast(party.Text("So sad! " + c.ID() + " left the party!"))
-}
 
 // Control lets its clients steer it.
 type Control struct {
@@ -180,10 +165,9 @@ func main() {
 	ping := flag.Duration("ping", 0, "Host.PingInterval of every Host (0: the default)")
 	flag.Parse()
 
-	newChat := func(r *party.Room) party.Server { return &Chat{room: r} }
 	newControl := func(*party.Room) party.Server { return &Control{connects: map[string]int{}} }
 
-	h := party.Handler(newChat)
+	h := party.Handler(guide.New)
 	h.Party("control", newControl)
 	h.Party("feed", func(r *party.Room) party.Server { return &Feed{room: r} })
 	h.Party("secure", func(*party.Room) party.Server { return Secure{} })
@@ -191,7 +175,7 @@ func main() {
 	h.BeforeConnect = checkToken
 	h.Subprotocols = []string{"party.v1"}
 
-	custom := party.Handler(newChat)
+	custom := party.Handler(guide.New)
 	custom.Prefix = "custom"
 
 	limited := party.Handler(newControl)

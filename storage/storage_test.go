@@ -1,79 +1,16 @@
-package party
+package storage
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
-
-// storeKinds runs f once for each Storage implementation. restart returns a
-// provider standing for the same store after a process restart: the same
-// MemoryStore (which keeps data only while the process lives), or a new
-// FileStore on the same directory.
-func storeKinds(t *testing.T, f func(t *testing.T, p StorageProvider, restart func() StorageProvider)) {
-	t.Run("memory", func(t *testing.T) {
-		m := NewMemoryStore()
-		f(t, m, func() StorageProvider { return m })
-	})
-	t.Run("file", func(t *testing.T) {
-		dir := t.TempDir()
-		restart := func() StorageProvider {
-			fs, err := OpenFileStore(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return fs
-		}
-		f(t, restart(), restart)
-	})
-}
-
-func mustOpen(t testing.TB, p StorageProvider, party, room string) Storage {
-	t.Helper()
-	s, err := p.Open(party, room)
-	if err != nil {
-		t.Fatalf("Open(%q, %q): %v", party, room, err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
-func mustPut(t testing.TB, s Storage, key, value string) {
-	t.Helper()
-	if err := s.Put(key, []byte(value)); err != nil {
-		t.Fatalf("Put(%q): %v", key, err)
-	}
-}
-
-// dump returns every entry of s as "key=value" lines.
-func dump(t testing.TB, s Storage) string {
-	t.Helper()
-	all, err := s.List(ListOptions{})
-	if err != nil {
-		t.Fatalf("List: %v", err)
-	}
-	var b strings.Builder
-	for _, kv := range all {
-		fmt.Fprintf(&b, "%q=%q\n", kv.Key, kv.Value)
-	}
-	return b.String()
-}
-
-func keysOf(kvs []KeyValue) []string {
-	keys := []string{}
-	for _, kv := range kvs {
-		keys = append(keys, kv.Key)
-	}
-	return keys
-}
 
 func TestStorageList(t *testing.T) {
 	keys := []string{"", "a", "a/1", "a/2", "a/3", "ab", "b", "b/1", "c", "\xff", "\xff\xff", "\xff\xffz"}
@@ -107,7 +44,7 @@ func TestStorageList(t *testing.T) {
 		{"reverse start end", ListOptions{Start: "a/2", End: "b/1", Reverse: true}, []string{"b", "ab", "a/3", "a/2"}},
 		{"limit with start", ListOptions{Start: "a/2", Limit: 2}, []string{"a/2", "a/3"}},
 	}
-	storeKinds(t, func(t *testing.T, p StorageProvider, restart func() StorageProvider) {
+	storeKinds(t, func(t *testing.T, p store, restart func() store) {
 		s := mustOpen(t, p, "main", "list")
 		for _, i := range rand.Perm(len(keys)) { // insertion order must not matter
 			mustPut(t, s, keys[i], "v"+keys[i])
@@ -144,7 +81,7 @@ func reversed(s []string) []string {
 // TestStorageListModel checks List against a plain map after random puts,
 // deletes and batches, interleaved with lists (which reorder the index).
 func TestStorageListModel(t *testing.T) {
-	storeKinds(t, func(t *testing.T, p StorageProvider, restart func() StorageProvider) {
+	storeKinds(t, func(t *testing.T, p store, restart func() store) {
 		s := mustOpen(t, p, "main", "model")
 		rng := rand.New(rand.NewPCG(1, 2))
 		model := map[string]string{}
@@ -237,7 +174,7 @@ func modelDump(m map[string]string) string {
 }
 
 func TestStorageGetPutDelete(t *testing.T) {
-	storeKinds(t, func(t *testing.T, p StorageProvider, restart func() StorageProvider) {
+	storeKinds(t, func(t *testing.T, p store, restart func() store) {
 		s := mustOpen(t, p, "main", "basics")
 		if v, err := s.Get("nope"); !errors.Is(err, ErrKeyNotFound) || v != nil {
 			t.Errorf("Get of a missing key = %q, %v; want nil, ErrKeyNotFound", v, err)
@@ -281,28 +218,9 @@ func TestStorageGetPutDelete(t *testing.T) {
 		}
 		mustPut(t, s, strings.Repeat("k", MaxKeyLen), "longest key")
 
-		// JSON helpers.
-		type doc struct {
-			Count int      `json:"count"`
-			Names []string `json:"names"`
-		}
-		if err := PutJSON(s, "doc", doc{3, []string{"a"}}); err != nil {
-			t.Fatal(err)
-		}
-		var d doc
-		if err := GetJSON(s, "doc", &d); err != nil || d.Count != 3 || len(d.Names) != 1 {
-			t.Errorf("GetJSON = %+v, %v", d, err)
-		}
-		if err := GetJSON(s, "nodoc", &d); !errors.Is(err, ErrKeyNotFound) {
-			t.Errorf("GetJSON of a missing key: %v, want ErrKeyNotFound", err)
-		}
-		if err := PutJSON(s, "bad", func() {}); err == nil {
-			t.Error("PutJSON of a func: no error")
-		}
-
 		want := dump(t, s)
 		s.Close()
-		if _, err := s.Get("doc"); !errors.Is(err, ErrStorageClosed) {
+		if _, err := s.Get("k"); !errors.Is(err, ErrStorageClosed) {
 			t.Errorf("Get on a closed handle: %v, want ErrStorageClosed", err)
 		}
 		if err := s.Put("x", nil); !errors.Is(err, ErrStorageClosed) {
@@ -329,8 +247,37 @@ func TestStorageGetPutDelete(t *testing.T) {
 	})
 }
 
+func TestStorageJSON(t *testing.T) {
+	storeKinds(t, func(t *testing.T, p store, restart func() store) {
+		s := mustOpen(t, p, "main", "json")
+		type doc struct {
+			Count int      `json:"count"`
+			Names []string `json:"names"`
+		}
+		if err := PutJSON(s, "doc", doc{3, []string{"a"}}); err != nil {
+			t.Fatal(err)
+		}
+		var d doc
+		if err := GetJSON(s, "doc", &d); err != nil || d.Count != 3 || len(d.Names) != 1 {
+			t.Errorf("GetJSON = %+v, %v", d, err)
+		}
+		if err := GetJSON(s, "nodoc", &d); !errors.Is(err, ErrKeyNotFound) {
+			t.Errorf("GetJSON of a missing key: %v, want ErrKeyNotFound", err)
+		}
+		if err := PutJSON(s, "bad", func() {}); err == nil {
+			t.Error("PutJSON of a func: no error")
+		}
+
+		s.Close()
+		d = doc{}
+		if err := GetJSON(mustOpen(t, restart(), "main", "json"), "doc", &d); err != nil || d.Count != 3 || len(d.Names) != 1 {
+			t.Errorf("GetJSON after restart = %+v, %v", d, err)
+		}
+	})
+}
+
 func TestStorageBatch(t *testing.T) {
-	storeKinds(t, func(t *testing.T, p StorageProvider, restart func() StorageProvider) {
+	storeKinds(t, func(t *testing.T, p store, restart func() store) {
 		s := mustOpen(t, p, "main", "batch")
 		mustPut(t, s, "old", "1")
 		mustPut(t, s, "gone", "1")
@@ -395,33 +342,34 @@ func TestStorageBatch(t *testing.T) {
 	})
 }
 
+// TestStorageAlarm checks an AlarmStore: alarms of rooms opened or not, kept
+// apart from the rooms' keys, listed soonest first, and removed by the zero
+// Time, across a restart.
 func TestStorageAlarm(t *testing.T) {
-	storeKinds(t, func(t *testing.T, p StorageProvider, restart func() StorageProvider) {
-		s := mustOpen(t, p, "main", "alarm")
-		if at, err := s.GetAlarm(); err != nil || !at.IsZero() {
-			t.Fatalf("GetAlarm of a new room = %v, %v; want the zero Time", at, err)
+	storeKinds(t, func(t *testing.T, p store, restart func() store) {
+		if at, err := p.Alarm("main", "alarm"); err != nil || !at.IsZero() {
+			t.Fatalf("Alarm of a new room = %v, %v; want the zero Time", at, err)
 		}
 		when := time.Date(2031, 5, 6, 7, 8, 9, 123456789, time.FixedZone("X", 3600))
-		if err := s.SetAlarm(when); err != nil {
+		if err := p.SetAlarm("main", "alarm", when); err != nil {
 			t.Fatal(err)
 		}
-		if at, _ := s.GetAlarm(); !at.Equal(when) {
-			t.Errorf("GetAlarm = %v, want %v", at, when)
+		if at, _ := p.Alarm("main", "alarm"); !at.Equal(when) {
+			t.Errorf("Alarm = %v, want %v", at, when)
 		}
-		// Odd names, and a room with an alarm but no keys.
-		s2 := mustOpen(t, p, "Other Party", "Room%2F1")
-		if err := s2.SetAlarm(when.Add(-time.Hour)); err != nil {
+		// Odd names, and a room with an alarm but no storage ever opened.
+		if err := p.SetAlarm("Other Party", "Room%2F1", when.Add(-time.Hour)); err != nil {
 			t.Fatal(err)
 		}
+		s := mustOpen(t, p, "main", "alarm")
 		mustPut(t, s, "key", "value") // keys and alarm are independent
 		if err := s.DeleteAll(); err != nil {
 			t.Fatal(err)
 		}
-		if at, _ := s.GetAlarm(); !at.Equal(when) {
-			t.Errorf("GetAlarm after DeleteAll = %v, want it kept (%v)", at, when)
+		if at, _ := p.Alarm("main", "alarm"); !at.Equal(when) {
+			t.Errorf("Alarm after DeleteAll = %v, want it kept (%v)", at, when)
 		}
 		s.Close()
-		s2.Close()
 
 		p = restart()
 		alarms, err := p.Alarms()
@@ -437,27 +385,22 @@ func TestStorageAlarm(t *testing.T) {
 				t.Errorf("Alarms[%d] = %v, want %v", i, alarms[i], want[i])
 			}
 		}
-		s = mustOpen(t, p, "main", "alarm")
-		if at, _ := s.GetAlarm(); !at.Equal(when) || at.Nanosecond() != 123456789 {
-			t.Errorf("GetAlarm after restart = %v, want %v", at, when)
+		if at, _ := p.Alarm("main", "alarm"); !at.Equal(when) || at.Nanosecond() != 123456789 {
+			t.Errorf("Alarm after restart = %v, want %v", at, when)
 		}
-		if err := s.DeleteAlarm(); err != nil {
+		for i := range 2 { // removing twice is no error
+			if err := p.SetAlarm("main", "alarm", time.Time{}); err != nil {
+				t.Fatalf("SetAlarm of the zero Time, #%d: %v", i+1, err)
+			}
+		}
+		if err := p.SetAlarm("Other Party", "Room%2F1", time.Time{}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.DeleteAlarm(); err != nil {
-			t.Errorf("second DeleteAlarm: %v", err)
+		if at, err := p.Alarm("main", "alarm"); err != nil || !at.IsZero() {
+			t.Errorf("Alarm after removing it = %v, %v; want the zero Time", at, err)
 		}
-		s2 = mustOpen(t, p, "Other Party", "Room%2F1")
-		if err := s2.SetAlarm(time.Time{}); err != nil { // the same as DeleteAlarm
-			t.Fatal(err)
-		}
-		if at, _ := s.GetAlarm(); !at.IsZero() {
-			t.Errorf("GetAlarm after DeleteAlarm = %v", at)
-		}
-		s.Close()
-		s2.Close()
 		if alarms, err := restart().Alarms(); err != nil || len(alarms) != 0 {
-			t.Errorf("Alarms after deleting both = %v, %v; want none", alarms, err)
+			t.Errorf("Alarms after removing both = %v, %v; want none", alarms, err)
 		}
 	})
 }
@@ -466,7 +409,7 @@ func TestStorageAlarm(t *testing.T) {
 // not, and that concurrent use with handles opening and closing loses no
 // acknowledged write (run with -race).
 func TestStorageHandles(t *testing.T) {
-	storeKinds(t, func(t *testing.T, p StorageProvider, restart func() StorageProvider) {
+	storeKinds(t, func(t *testing.T, p store, restart func() store) {
 		a := mustOpen(t, p, "main", "shared")
 		b := mustOpen(t, p, "main", "shared")
 		other := mustOpen(t, p, "other", "shared")
@@ -539,129 +482,25 @@ func TestMemoryStoreForgetsEmptyRooms(t *testing.T) {
 		if i%10 == 0 {
 			mustPut(t, s, "k", "v")
 		}
+		if i == 5 {
+			m.SetAlarm("main", "5", time.Now().Add(time.Hour)) // an alarm holds no room
+		}
 		s.Close()
 	}
 	m.mu.Lock()
-	n := len(m.rooms)
+	n, alarms := len(m.rooms), len(m.alarms)
 	m.mu.Unlock()
-	if n != 10 {
-		t.Errorf("%d rooms kept, want the 10 that hold data", n)
+	if n != 10 || alarms != 1 {
+		t.Errorf("%d rooms and %d alarms kept, want the 10 rooms that hold data and 1 alarm", n, alarms)
 	}
-}
-
-func TestFileStoreNames(t *testing.T) {
-	names := []string{
-		"", ".", "..", "a", "A", "con", "CON", "Con", "com1", "lpt9", "nul.txt", "a/b", "a%2Fb", "a%2fb",
-		"%", "~", "-_", "\x00", "ü", "r~0123", strings.Repeat("a", 119), strings.Repeat("a", 121),
-		strings.Repeat("a", 500), strings.Repeat("a", 499) + "b", strings.Repeat("Z", 300), strings.Repeat("%20", 100),
+	m.SetAlarm("main", "5", time.Time{})
+	if at, _ := m.Alarm("main", "5"); !at.IsZero() || len(m.alarms) != 0 {
+		t.Errorf("after removing the alarm: Alarm = %v, %d alarms kept; want none", at, len(m.alarms))
 	}
-	seen := map[string]string{}
-	for _, n := range names {
-		f := fileName(n)
-		folded := strings.ToLower(f)
-		if prev, ok := seen[folded]; ok {
-			t.Errorf("fileName(%q) = %q and fileName(%q) are the same on a case-insensitive file system", n, f, prev)
-		}
-		seen[folded] = n
-		if len(f) > 120 || f == "" || f == "." || f == ".." || windowsReserved(strings.ToLower(f)) {
-			t.Errorf("fileName(%q) = %q is not a safe file name", n, f)
-		}
-		if strings.Trim(f, "abcdefghijklmnopqrstuvwxyz0123456789-_%ABCDEF~") != "" {
-			t.Errorf("fileName(%q) = %q has unexpected characters", n, f)
-		}
-	}
-
-	// And every one of them is a room of its own on the disk.
-	dir := t.TempDir()
-	fs, err := OpenFileStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range names {
-		s := mustOpen(t, fs, n, n)
-		mustPut(t, s, "name", n)
-		s.Close()
-	}
-	fs, _ = OpenFileStore(dir)
-	for _, n := range names {
-		s := mustOpen(t, fs, n, n)
-		if v, err := s.Get("name"); err != nil || string(v) != n {
-			t.Errorf("room %q holds %q, %v", n, v, err)
-		}
-		s.Close()
-	}
-	if _, err := OpenFileStore(filepath.Join(dir, fileName("a"), fileName("a")+".log")); err == nil {
-		t.Error("OpenFileStore of a file: no error")
-	}
-}
-
-func TestFileStoreCompaction(t *testing.T) {
-	dir := t.TempDir()
-	fs, err := OpenFileStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs.compactMin = 8 << 10
-	s := mustOpen(t, fs, "main", "compact")
-	logPath := filepath.Join(dir, "main", "compact.log")
-	model := map[string]string{}
-	maxSize, compactions := int64(0), 0
-	var last int64
-	for i := range 400 {
-		k := fmt.Sprintf("k%02d", i%30)
-		if i%7 == 3 {
-			if _, err := s.Delete(k); err != nil {
-				t.Fatal(err)
-			}
-			delete(model, k)
-		} else {
-			v := fmt.Sprintf("%d-%s", i, strings.Repeat("v", 60))
-			mustPut(t, s, k, v)
-			model[k] = v
-		}
-		fi, err := os.Stat(logPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fi.Size() < last {
-			compactions++
-		}
-		last = fi.Size()
-		maxSize = max(maxSize, fi.Size())
-	}
-	if compactions == 0 {
-		t.Fatalf("the log never shrank (size %d)", last)
-	}
-	// live data is about 30*(70+28) bytes; the log stays under
-	// max(compactMin, ratio*live) plus one record.
-	if limit := int64(4*30*100 + 200); maxSize > limit {
-		t.Errorf("log grew to %d bytes, over %d", maxSize, limit)
-	}
-	t.Logf("%d compactions, log at most %d bytes", compactions, maxSize)
-	want := modelDump(model)
-	if got := dump(t, s); got != want {
-		t.Fatalf("after compactions:\n%s\nwant:\n%s", got, want)
-	}
-	s.Close()
-	if got := dump(t, mustOpen(t, restartFile(t, dir), "main", "compact")); got != want {
-		t.Fatalf("after compactions and restart:\n%s\nwant:\n%s", got, want)
-	}
-	if _, err := os.Stat(logPath + ".tmp"); !os.IsNotExist(err) {
-		t.Errorf("temporary file left behind: %v", err)
-	}
-}
-
-func restartFile(t testing.TB, dir string) *FileStore {
-	t.Helper()
-	fs, err := OpenFileStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fs
 }
 
 func TestStorageValuesAreBytes(t *testing.T) {
-	storeKinds(t, func(t *testing.T, p StorageProvider, restart func() StorageProvider) {
+	storeKinds(t, func(t *testing.T, p store, restart func() store) {
 		s := mustOpen(t, p, "main", "bytes")
 		all := make([]byte, 256)
 		for i := range all {

@@ -1,14 +1,24 @@
-package party
+// Package storage is the key-value storage of party's rooms (PartyKit's
+// room.storage) and the store of their alarm times, with two providers:
+// [MemoryStore], for the life of a process, and [FileStore], durable across
+// crashes of the process and of the machine.
+//
+// A Host gives each room a [Storage] opened from its [Provider]; a room's
+// Server reaches it with Room.Storage. The two concepts are apart: a
+// [Provider] opens key-value stores, an [AlarmStore] keeps each room's one
+// alarm time. An engine of another kind (a database, NATS JetStream)
+// implements [Provider], and [AlarmStore] if its alarms should survive a
+// restart.
+package storage
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 )
 
-// Storage is the key-value store of one room, PartyKit's room.storage: string
-// keys, byte-slice values, kept in key order, plus the room's one alarm time.
+// Storage is the key-value store of one room: string keys, byte-slice
+// values, kept in key order.
 //
 // Every method is safe for concurrent use. Each call is atomic: a reader sees
 // a write (or a [Batch]) either entirely or not at all. There are no
@@ -47,23 +57,9 @@ type Storage interface {
 	// it.
 	List(opts ListOptions) ([]KeyValue, error)
 
-	// DeleteAll removes every key. It leaves the alarm alone (as Durable
-	// Objects did before 2026: call DeleteAlarm for that).
+	// DeleteAll removes every key. The room's alarm, kept by an
+	// [AlarmStore], is not touched.
 	DeleteAll() error
-
-	// GetAlarm returns the alarm time last set, or the zero Time if none is.
-	GetAlarm() (time.Time, error)
-
-	// SetAlarm records t as the room's one alarm, replacing any other.
-	// Setting the zero Time is the same as DeleteAlarm. Only the instant is
-	// kept (to the nanosecond); the monotonic reading and location are not.
-	//
-	// Storage only stores the time. Scheduling it is the Host's job: use
-	// [Room.SetAlarm] from a Server.
-	SetAlarm(t time.Time) error
-
-	// DeleteAlarm removes the alarm, if any.
-	DeleteAlarm() error
 
 	// Close releases this handle; the data stays in the store, and a later
 	// Open of the same room sees it. After Close every method returns
@@ -72,27 +68,43 @@ type Storage interface {
 	Close() error
 }
 
-// StorageProvider gives each room of each party its Storage.
+// Provider gives each room of each party its Storage.
 //
 // Open returns a handle on the storage of room in party (the room id as in
-// [Room.ID], still percent-encoded). Any two handles of the same room see the
+// Room.ID, still percent-encoded). Any two handles of the same room see the
 // same data, whether open at the same time or one after the other: the
-// provider shares one store between them. Each successful Open must be matched
-// by one Close of the handle it returned; a provider may release what it holds
-// for a room (a file, memory) when the last handle is closed.
-//
-// Alarms lists every room whose alarm is set, so that a Host started after a
-// restart can wake the rooms whose alarms were set before it. It returns every
-// alarm it could read, and an error describing those it could not.
+// provider shares one store between them. Each successful Open must be
+// matched by one Close of the handle it returned; a provider may release
+// what it holds for a room (a file, memory) when the last handle is closed.
 //
 // Implementations must be safe for concurrent use. [MemoryStore] and
 // [FileStore] implement it.
-type StorageProvider interface {
+type Provider interface {
 	Open(party, room string) (Storage, error)
+}
+
+// AlarmStore keeps the one alarm time of each room (PartyKit's
+// storage.setAlarm), so that a Host started after a restart can wake the
+// rooms whose alarms were set before it. It only stores times: scheduling
+// them is the Host's job (Room.SetAlarm).
+//
+// Alarm returns the time set for a room, or the zero Time if none is.
+// SetAlarm records at as the room's alarm, replacing any other; the zero Time
+// removes it. Only the instant is kept (to the nanosecond), not the monotonic
+// reading or location. Alarms lists every room whose alarm is set, soonest
+// first; it returns every alarm it could read, and an error describing those
+// it could not.
+//
+// Implementations must be safe for concurrent use; the Host never calls
+// SetAlarm concurrently for the same room. [MemoryStore] and [FileStore]
+// implement it.
+type AlarmStore interface {
+	Alarm(party, room string) (time.Time, error)
+	SetAlarm(party, room string, at time.Time) error
 	Alarms() ([]RoomAlarm, error)
 }
 
-// RoomAlarm is the alarm of one room, as listed by [StorageProvider.Alarms].
+// RoomAlarm is the alarm of one room, as listed by [AlarmStore.Alarms].
 type RoomAlarm struct {
 	Party string
 	Room  string
@@ -134,80 +146,6 @@ const (
 	MaxBatchLen = 64 << 20 // 64 MiB: keys and values of one Batch, plus 32 bytes an operation
 )
 
-// Errors returned (wrapped) by Storage methods.
-var (
-	ErrKeyNotFound   = errors.New("party: storage key not found")
-	ErrKeyTooLong    = errors.New("party: storage key too long")
-	ErrValueTooLarge = errors.New("party: storage value too large")
-	ErrStorageClosed = errors.New("party: storage closed")
-	// ErrStorageCorrupt means a file of a FileStore holds data that is not
-	// a torn last write and cannot be read; the file is left untouched.
-	ErrStorageCorrupt = errors.New("party: storage file corrupt")
-)
-
-// Batch is a list of Put and Delete operations that [Storage.Write] applies
-// atomically. The zero value is an empty batch, ready to use. A Batch is not
-// safe for concurrent use while it is being filled.
-type Batch struct {
-	ops  []batchOp
-	size int // sum of key and value lengths, plus batchOpOverhead an op
-	err  error
-}
-
-// batchOpOverhead is what an operation counts towards MaxBatchLen besides its
-// key and value: more than it takes in a FileStore record.
-const batchOpOverhead = 32
-
-type batchOp struct {
-	del   bool
-	key   string
-	value []byte
-}
-
-// Put adds a Put of value under key; value is copied.
-func (b *Batch) Put(key string, value []byte) {
-	b.add(batchOp{key: key, value: append([]byte{}, value...)})
-}
-
-// Delete adds a Delete of key.
-func (b *Batch) Delete(key string) {
-	b.add(batchOp{del: true, key: key})
-}
-
-func (b *Batch) add(op batchOp) {
-	b.ops = append(b.ops, op)
-	b.size += len(op.key) + len(op.value) + batchOpOverhead
-	if b.err == nil {
-		b.err = op.check()
-	}
-	if b.err == nil && b.size > MaxBatchLen {
-		b.err = fmt.Errorf("%w: batch of %d bytes, over %d", ErrValueTooLarge, b.size, MaxBatchLen)
-	}
-}
-
-// Len returns the number of operations in b.
-func (b *Batch) Len() int { return len(b.ops) }
-
-// Reset empties b for reuse.
-func (b *Batch) Reset() {
-	clear(b.ops)
-	*b = Batch{ops: b.ops[:0]}
-}
-
-func (op batchOp) check() error {
-	if len(op.key) > MaxKeyLen {
-		return fmt.Errorf("%w: %d bytes, over %d", ErrKeyTooLong, len(op.key), MaxKeyLen)
-	}
-	if len(op.value) > MaxValueLen {
-		return fmt.Errorf("%w: %d bytes under key %.64q, over %d", ErrValueTooLarge, len(op.value), op.key, MaxValueLen)
-	}
-	return nil
-}
-
-func checkPut(key string, value []byte) error {
-	return batchOp{key: key, value: value}.check()
-}
-
 // GetJSON reads the value under key into v with [json.Unmarshal]. It returns
 // an error wrapping ErrKeyNotFound if key has no value.
 func GetJSON(s Storage, key string, v any) error {
@@ -228,12 +166,4 @@ func PutJSON(s Storage, key string, v any) error {
 		return fmt.Errorf("party: storage key %.64q: %w", key, err)
 	}
 	return s.Put(key, data)
-}
-
-// alarmTime normalises t to what a Storage keeps of it: the instant only.
-func alarmTime(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Time{}
-	}
-	return time.Unix(t.Unix(), int64(t.Nanosecond()))
 }

@@ -1,4 +1,4 @@
-package party
+package wire
 
 import (
 	"net"
@@ -83,13 +83,12 @@ func readable(rc syscall.RawConn) bool {
 }
 
 // takePong reads and drops the client's answer to a ping of ours, if it is
-// the first thing the socket holds: an unfragmented pong with no payload
-// (pingFrame has none), masked as a client's frames are.
+// the first thing the socket holds (see isPong).
 func takePong(rc syscall.RawConn) bool {
 	taken := false
 	rc.Read(func(fd uintptr) bool {
-		var b [6]byte
-		if n, errno := peek(fd, b[:]); errno != 0 || n < len(b) || b[0] != 0x8a || b[1] != 0x80 {
+		var b [pongLen]byte
+		if n, errno := peek(fd, b[:]); errno != 0 || n < len(b) || !isPong(b[:]) {
 			return true
 		}
 		n, err := syscall.Read(int(fd), b[:])

@@ -1,4 +1,4 @@
-package party
+package storage
 
 import (
 	"bufio"
@@ -16,20 +16,16 @@ import (
 	"time"
 )
 
-// TestFileStoreTornTail damages the last record of a log in every way a
-// crash can (cut short anywhere, a byte garbled anywhere, junk appended) and
-// checks that Open drops that record whole, returns nothing of it, truncates
-// the log, and goes on appending. Damage before the last record is reported
-// as corruption instead, and the file is left alone.
-func TestFileStoreTornTail(t *testing.T) {
-	dir := t.TempDir()
-	fs := restartFile(t, dir)
-	logPath := filepath.Join(dir, "main", "torn.log")
+// writeTornTestLog writes a log of three records into room main/torn of fs:
+// two Puts, then a Batch. It returns the log's path and bytes, and the end of
+// the first and of the second record.
+func writeTornTestLog(t *testing.T, fs *FileStore) (logPath string, whole []byte, firstEnd, before int64) {
+	logPath = filepath.Join(fs.Dir(), "main", "torn.log")
 	s := mustOpen(t, fs, "main", "torn")
 	mustPut(t, s, "k1", "one")
-	firstEnd := fileSize(t, logPath)
+	firstEnd = fileSize(t, logPath)
 	mustPut(t, s, "k2", "two")
-	before := fileSize(t, logPath)
+	before = fileSize(t, logPath)
 	var b Batch // the last write: a batch, dropped all or nothing
 	b.Put("k3", []byte("three"))
 	b.Put("k1", []byte("ONE"))
@@ -42,6 +38,16 @@ func TestFileStoreTornTail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return logPath, whole, firstEnd, before
+}
+
+// TestFileStoreTornTail damages the last record of a log in every way a
+// crash can (cut short anywhere, a byte garbled anywhere, junk appended) and
+// checks that Open drops that record whole, returns nothing of it, truncates
+// the log, and goes on appending.
+func TestFileStoreTornTail(t *testing.T) {
+	fs := restartFile(t, t.TempDir())
+	logPath, whole, _, before := writeTornTestLog(t, fs)
 	after := int64(len(whole))
 	const (
 		withLast    = `"k1"="ONE"` + "\n" + `"k3"="three"` + "\n"
@@ -97,8 +103,15 @@ func TestFileStoreTornTail(t *testing.T) {
 		s.Close()
 	}
 	t.Logf("%d damaged tails dropped", len(cases))
+}
 
-	// Damage before the last record is not a torn write.
+// TestFileStoreCorrupt damages a log before its last record, which is not a
+// torn write: Open must report corruption and leave the file alone. A
+// damaged alarm file is reported too.
+func TestFileStoreCorrupt(t *testing.T) {
+	dir := t.TempDir()
+	fs := restartFile(t, dir)
+	logPath, whole, firstEnd, _ := writeTornTestLog(t, fs)
 	for _, c := range []struct {
 		name string
 		at   int64
@@ -124,22 +137,15 @@ func TestFileStoreTornTail(t *testing.T) {
 			t.Errorf("damaged %s: Open changed the file", c.name)
 		}
 	}
-	// A damaged alarm file is reported too.
 	if err := os.WriteFile(filepath.Join(dir, "main", "torn.alarm"), []byte("partyal1 garbage that is long enough"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := fs.Alarms(); !errors.Is(err, ErrStorageCorrupt) {
 		t.Errorf("Alarms with a damaged alarm file: %v, want ErrStorageCorrupt", err)
 	}
-}
-
-func fileSize(t testing.TB, path string) int64 {
-	t.Helper()
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
+	if _, err := fs.Alarm("main", "torn"); !errors.Is(err, ErrStorageCorrupt) {
+		t.Errorf("Alarm of a damaged alarm file: %v, want ErrStorageCorrupt", err)
 	}
-	return fi.Size()
 }
 
 const crashDirEnv = "PARTY_STORAGE_CRASH_DIR"
@@ -252,35 +258,44 @@ func TestStorageCrash(t *testing.T) {
 		fs := restartFile(t, dir)
 		inFlight := 0 // writes killed before returning that reached the file
 		for w := range 2 {
-			s := mustOpen(t, fs, "crash", fmt.Sprint("room", w))
-			seq := -1
-			if err := GetJSON(s, "seq", &seq); err != nil {
-				t.Fatalf("round %d, worker %d: seq: %v", round, w, err)
-			}
-			// The write in flight when killed may have reached the file.
-			if seq < acked[w] || seq > acked[w]+1 {
-				t.Fatalf("round %d, worker %d: seq %d after %d acknowledged writes", round, w, seq, acked[w])
-			}
-			keys, err := s.List(ListOptions{Prefix: "k"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			first := max(0, seq-99)
-			if len(keys) != seq-first+1 {
-				t.Fatalf("round %d, worker %d: %d keys at seq %d, want %d", round, w, len(keys), seq, seq-first+1)
-			}
-			for j, kv := range keys {
-				i := first + j
-				if kv.Key != fmt.Sprintf("k%08d", i) || string(kv.Value) != crashValue(i) {
-					t.Fatalf("round %d, worker %d: entry %d is %q=%q, want k%08d=%q", round, w, j, kv.Key, kv.Value, i, crashValue(i))
-				}
-			}
+			seq := checkCrashRoom(t, fs, round, w, acked[w])
 			if seq > acked[w] {
 				inFlight++
 			}
 			acked[w] = seq // the next round goes on from what is there
-			s.Close()
 		}
 		t.Logf("round %d: killed after %d acknowledged writes, %d unacknowledged write(s) found whole, %d compaction(s) cut short; seq %v", round, n, inFlight, len(tmps), acked)
 	}
+}
+
+// checkCrashRoom checks the room of worker w after a crash: it holds the
+// writes acknowledged (up to acked) and maybe the one in flight, each whole.
+// It returns the room's seq.
+func checkCrashRoom(t *testing.T, fs *FileStore, round, w, acked int) int {
+	t.Helper()
+	s := mustOpen(t, fs, "crash", fmt.Sprint("room", w))
+	defer s.Close()
+	seq := -1
+	if err := GetJSON(s, "seq", &seq); err != nil {
+		t.Fatalf("round %d, worker %d: seq: %v", round, w, err)
+	}
+	// The write in flight when killed may have reached the file.
+	if seq < acked || seq > acked+1 {
+		t.Fatalf("round %d, worker %d: seq %d after %d acknowledged writes", round, w, seq, acked)
+	}
+	keys, err := s.List(ListOptions{Prefix: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := max(0, seq-99)
+	if len(keys) != seq-first+1 {
+		t.Fatalf("round %d, worker %d: %d keys at seq %d, want %d", round, w, len(keys), seq, seq-first+1)
+	}
+	for j, kv := range keys {
+		i := first + j
+		if kv.Key != fmt.Sprintf("k%08d", i) || string(kv.Value) != crashValue(i) {
+			t.Fatalf("round %d, worker %d: entry %d is %q=%q, want k%08d=%q", round, w, j, kv.Key, kv.Value, i, crashValue(i))
+		}
+	}
+	return seq
 }
