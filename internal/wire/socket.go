@@ -77,8 +77,9 @@ const batchFlushAt = 64 << 10
 
 var batchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
-// Write is how coder/websocket writes: the handshake's response, then each
-// control frame whole, in one Write (behaviour 2).
+// Write is how coder/websocket writes: each control frame whole, in one
+// Write (behaviour 2). Data messages must not come this way: see
+// isCloseFrame.
 func (s *Socket) Write(p []byte) (int, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()

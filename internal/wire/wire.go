@@ -21,15 +21,17 @@
 // test in pin_test.go that fails, naming the behaviour, if a new version
 // changes it:
 //
-//  1. Accept writes its 101 response and every later control frame (pong,
-//     close) through the bufio.Writer of the hijacked connection, and keeps
-//     the bytes buffered in the hijacked bufio.Reader.
+//  1. Accept writes every control frame (pong, close) through the
+//     bufio.Writer of the hijacked connection, and keeps the bytes buffered
+//     in the hijacked bufio.Reader. (The 101 response is written by net/http
+//     before the hijack, so it never passes through the Socket.)
 //  2. It writes each control frame whole, in one Write to the connection
 //     (the 128-byte writer given to it holds any control frame), so data
 //     frames written between two of its Writes never split a frame.
 //  3. Its close frame's first byte is 0x88 (FIN, opcode 8).
-//  4. Its reader takes an io.EOF met at a frame boundary for the end of the
-//     message: a message whose client vanished inside it comes out whole.
+//  4. Its reader takes an io.EOF met at a frame boundary, or inside the next
+//     frame's header, for the end of the message: a message whose client
+//     vanished inside it comes out whole.
 //  5. Besides Read, only Close reads from the connection (the client's
 //     answer to its close frame); CloseNow does not read.
 //  6. Read answers a client's close frame with the same code and reason,
@@ -64,7 +66,11 @@ const pongLen = 6
 func isPong(b []byte) bool { return len(b) >= pongLen && b[0] == finPong && b[1] == masked }
 
 // isCloseFrame reports whether p, one Write of coder/websocket, is its close
-// frame (see behaviour 2 and 3 in the package doc).
+// frame (see behaviour 2 and 3 in the package doc). That holds only because
+// data never goes through coder/websocket's Conn.Write, which would write a
+// long message in pieces, one of which could start with 0x88: party's
+// writer frames every data message itself ([Socket.WriteMessage]), and must
+// keep doing so.
 func isCloseFrame(p []byte) bool { return len(p) > 0 && p[0] == finClose }
 
 // maxHeader is the longest header of an unmasked frame.
