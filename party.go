@@ -42,9 +42,9 @@
 // # Concurrency
 //
 // All handler calls of one room (OnStart, OnConnect, OnMessage, OnClose,
-// OnError, OnRequest, ConnectionTags) run one at a time, never concurrently,
-// so a Server needs no locks for its own fields. Different rooms run in
-// parallel. A connection's OnConnect returns before its first OnMessage, and
+// OnError, OnRequest, OnAlarm, ConnectionTags, and the functions given to
+// Call) run one at a time, never concurrently, so a Server needs no locks
+// for its own fields. Different rooms run in parallel. A connection's OnConnect returns before its first OnMessage, and
 // the messages of one sender are handled in the order they were sent.
 // [Room.Broadcast], [Room.GetConnections], [Connection.Send] and
 // [Connection.Close] are safe to call from any goroutine, inside or outside
