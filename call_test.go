@@ -154,3 +154,60 @@ func TestCallCycles(t *testing.T) {
 		wg.Wait()
 	})
 }
+
+// created answers 201 with a header of its own and a body; a "GET ?panic"
+// panics before writing anything.
+type created struct{}
+
+func (created) OnRequest(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Has("panic") {
+		panic("boom")
+	}
+	w.Header().Set("X-Room", "made")
+	w.WriteHeader(http.StatusCreated)
+	io.WriteString(w, "<p>made</p>")
+}
+
+// Fetch answers as the same request over HTTP does: the room's OnRequest
+// (status, headers, body), 426 with "Upgrade: websocket" from a room without
+// OnRequest, 500 when OnRequest panics before writing.
+func TestFetchAnswersAsHTTP(t *testing.T) {
+	var logs logBuffer
+	h := party.Handler(func(*party.Room) party.Server { return struct{}{} })
+	h.Logger = logs.logger()
+	h.Party("created", func(*party.Room) party.Server { return created{} })
+	_, srv := serve(t, h)
+	for _, tc := range []struct {
+		party, room, path string
+		wantStatus        int
+	}{
+		{"created", "r1", "/parties/created/r1", http.StatusCreated},
+		{"created", "r1", "/parties/created/r1?panic", http.StatusInternalServerError},
+		{"main", "r1", "/parties/main/r1", http.StatusUpgradeRequired},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			overHTTP, err := http.Get(srv.URL + tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			httpBody, _ := io.ReadAll(overHTTP.Body)
+			overHTTP.Body.Close()
+			fetched, err := h.Fetch(tc.party, tc.room, httptest.NewRequest(http.MethodGet, tc.path, nil))
+			if err != nil {
+				t.Fatalf("Fetch: %v", err)
+			}
+			fetchBody, _ := io.ReadAll(fetched.Body)
+			if overHTTP.StatusCode != tc.wantStatus || fetched.StatusCode != tc.wantStatus {
+				t.Errorf("status over HTTP %d, by Fetch %d; want %d", overHTTP.StatusCode, fetched.StatusCode, tc.wantStatus)
+			}
+			if string(fetchBody) != string(httpBody) {
+				t.Errorf("body by Fetch %q, over HTTP %q", fetchBody, httpBody)
+			}
+			for _, k := range []string{"Content-Type", "Upgrade", "X-Room"} {
+				if a, b := fetched.Header.Get(k), overHTTP.Header.Get(k); a != b {
+					t.Errorf("header %s by Fetch %q, over HTTP %q", k, a, b)
+				}
+			}
+		})
+	}
+}

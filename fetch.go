@@ -37,30 +37,32 @@ func (h *Host) fetch(from *Room, key roomKey, req *http.Request) (*http.Response
 }
 
 // responseRecorder is the http.ResponseWriter of a Fetch: it keeps the
-// status, header and body the room writes.
+// status, header and body the room writes, and treats them as net/http's
+// server does: the header is fixed when the status is written, and a body
+// without a Content-Type gets one sniffed from its first bytes.
 type responseRecorder struct {
-	header      http.Header
-	status      int
-	wroteHeader bool
-	sent        http.Header // the header as it was when the status was written
-	body        bytes.Buffer
+	header http.Header
+	status int
+	sent   http.Header // the header as it was when the status was written; nil before
+	wrote  bool        // the body has begun
+	body   bytes.Buffer
 }
 
 func (w *responseRecorder) Header() http.Header { return w.header }
 
 func (w *responseRecorder) WriteHeader(status int) {
-	if w.wroteHeader {
-		return
+	if w.sent == nil {
+		w.status, w.sent = status, w.header.Clone()
 	}
-	w.wroteHeader, w.status, w.sent = true, status, w.header.Clone()
 }
 
 func (w *responseRecorder) Write(p []byte) (int, error) {
-	if !w.wroteHeader {
-		if w.header.Get("Content-Type") == "" {
-			w.header.Set("Content-Type", http.DetectContentType(p))
+	w.WriteHeader(http.StatusOK)
+	if !w.wrote {
+		w.wrote = true
+		if _, set := w.sent["Content-Type"]; !set {
+			w.sent.Set("Content-Type", http.DetectContentType(p))
 		}
-		w.WriteHeader(http.StatusOK)
 	}
 	return w.body.Write(p)
 }
