@@ -32,10 +32,12 @@ import (
 // The accept loop is net/http's: on EMFILE it logs "http: Accept error" to
 // the http.Server's ErrorLog and retries after 5 ms, doubling up to 1 s. The
 // Host needs no descriptor of its own beyond the connection's socket, so
-// nothing in it fails or leaks when accept does.
+// nothing in it fails or leaks when accept does: once the child has shut its
+// Host and server down, every descriptor and goroutine they used is gone
+// (the child checks, and fails with what is left).
 func TestFileDescriptorExhaustion(t *testing.T) {
 	if os.Getenv("PARTY_FD_CHILD") == "1" {
-		fdChild()
+		fdChild(t)
 		return
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestFileDescriptorExhaustion$", "-test.count=1")
@@ -65,7 +67,12 @@ func TestFileDescriptorExhaustion(t *testing.T) {
 	if addr == "" {
 		t.Fatalf("the child server did not start: %s", stderr.String())
 	}
-	go io.Copy(io.Discard, stdout)
+	var report logBuffer // the child's test output after READY: its verdict
+	copied := make(chan struct{})
+	go func() {
+		io.Copy(&report, stdout)
+		close(copied)
+	}()
 	url := "ws://" + addr + "/party/fd"
 
 	// Fill the child's descriptor table.
@@ -147,15 +154,18 @@ func TestFileDescriptorExhaustion(t *testing.T) {
 	}
 	held = nil
 
-	stdin.Close() // the child shuts its Host down and exits
+	stdin.Close() // the child shuts its Host down, checks for leaks and exits
+	<-copied      // before Wait, which closes the pipe
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("child: %v\n%s", err, stderr.String())
+		t.Fatalf("child: %v\n%s\n%s", err, report.String(), stderr.String())
 	}
 }
 
 // fdChild serves an echo Host with a descriptor limit a few above what the
-// process holds, until its stdin closes.
-func fdChild() {
+// process holds, until its stdin closes; then it shuts down and fails t if
+// a descriptor or goroutine of the server is left.
+func fdChild(t *testing.T) {
+	leaks := startLeakCheck(t)
 	h := party.Handler(func(*party.Room) party.Server { return &echo{} })
 	h.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	mux := http.NewServeMux()
@@ -186,6 +196,7 @@ func fdChild() {
 		log.Fatal(err)
 	}
 	srv.Close()
+	leaks.check(t)
 }
 
 // cpuTicks returns the user and system CPU time of process pid, in clock

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -495,7 +496,7 @@ func TestHandshakeAbuse(t *testing.T) {
 // room is dropped after the idle period and the live heap returns to its
 // starting point.
 func TestTwentyThousandRooms(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := startLeakCheck(t)
 	var built atomic.Int64
 	h := party.Handler(func(r *party.Room) party.Server {
 		built.Add(1)
@@ -591,7 +592,7 @@ func TestTwentyThousandRooms(t *testing.T) {
 	if err := h.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	checkGoroutines(t, before)
+	leaks.check(t)
 }
 
 // MaxRooms and MaxConnectionsPerRoom refuse the excess with 503 and a body
@@ -637,32 +638,11 @@ func TestCaps(t *testing.T) {
 		h := party.Handler(func(r *party.Room) party.Server { return &echo{} })
 		h.MaxRooms = 5
 		ws, _ := serve(t, h)
-		var ok, refused atomic.Int32
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range 60 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				c, err := dialErr(fmt.Sprintf("%s/party/c%d", ws, i), nil)
-				var de *dialError
-				switch {
-				case err == nil:
-					ok.Add(1)
-					defer c.CloseNow()
-					time.Sleep(200 * time.Millisecond) // hold the room while the others try
-				case errors.As(err, &de) && de.status == 503:
-					refused.Add(1)
-				default:
-					t.Errorf("dial: %v", err)
-				}
-			}()
-		}
-		close(start)
-		wg.Wait()
-		if ok.Load() > 5 || ok.Load()+refused.Load() != 60 {
-			t.Errorf("%d rooms opened and %d refused with MaxRooms 5", ok.Load(), refused.Load())
+		// 60 new rooms at once, each kept open until every attempt is
+		// done: exactly 5 open, the other 55 are refused as documented.
+		open, refused := dialAtOnce(t, 60, func(i int) string { return fmt.Sprintf("%s/party/c%d", ws, i) }, "Host.MaxRooms is 5")
+		if open != 5 || refused != 55 {
+			t.Errorf("%d rooms opened and %d refused with MaxRooms 5, want 5 and 55", open, refused)
 		}
 	})
 	// Regression: the cap was checked before the room was stored, so
@@ -696,8 +676,8 @@ func TestCaps(t *testing.T) {
 			close(release)
 			wg.Wait()
 			h.Shutdown(context.Background())
-			if n > 5 {
-				t.Fatalf("round %d: %d rooms open at once with MaxRooms 5", round, n)
+			if n != 5 { // every request held its room: the first 5 fill the cap
+				t.Fatalf("round %d: %d rooms open at once with MaxRooms 5, want 5", round, n)
 			}
 		}
 	})
@@ -723,22 +703,13 @@ func TestCaps(t *testing.T) {
 		roundTripOK(t, a, "a works")
 		roundTripOK(t, b, "b works")
 		eventually(t, "OnConnect for a, b and the other room's client", func() bool { return connects.Load() == 3 })
-		// Concurrent attempts never pass the cap either.
-		var wg sync.WaitGroup
-		var in atomic.Int32
-		for i := range 20 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if c, err := dialErr(fmt.Sprintf("%s/party/full?_pk=x%d", ws, i), nil); err == nil {
-					in.Add(1)
-					c.CloseNow()
-				}
-			}()
+		// Concurrent attempts never pass the cap either: none gets into the
+		// full room, exactly 2 into an empty one.
+		if in, refused := dialAtOnce(t, 20, func(i int) string { return fmt.Sprintf("%s/party/full?_pk=x%d", ws, i) }, "Host.MaxConnectionsPerRoom is 2"); in != 0 || refused != 20 {
+			t.Errorf("%d connections joined a full room and %d were refused, want 0 and 20", in, refused)
 		}
-		wg.Wait()
-		if in.Load() != 0 {
-			t.Errorf("%d connections joined a full room", in.Load())
+		if in, refused := dialAtOnce(t, 20, func(i int) string { return fmt.Sprintf("%s/party/crowd?_pk=x%d", ws, i) }, "Host.MaxConnectionsPerRoom is 2"); in != 2 || refused != 18 {
+			t.Errorf("%d connections joined an empty room at once and %d were refused, want 2 and 18", in, refused)
 		}
 		a.close()
 		eventually(t, "the freed slot to be usable", func() bool {
@@ -749,6 +720,43 @@ func TestCaps(t *testing.T) {
 			return err == nil
 		})
 	})
+}
+
+// dialAtOnce dials n URLs at once and keeps the connections that open until
+// every dial is done, then closes them. It returns how many opened and how
+// many were refused with 503 and a body containing want; any other outcome
+// fails the test.
+func dialAtOnce(t *testing.T, n int, url func(i int) string, want string) (open, refused int) {
+	t.Helper()
+	var mu sync.Mutex
+	var conns []*websocket.Conn
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			c, err := dialErr(url(i), nil)
+			mu.Lock()
+			defer mu.Unlock()
+			var de *dialError
+			switch {
+			case err == nil:
+				conns = append(conns, c)
+			case errors.As(err, &de) && de.status == 503 && strings.Contains(de.body, want):
+				refused++
+			default:
+				t.Errorf("dial %s: %v, want it open or refused with 503 %q", url(i), err, want)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for _, c := range conns {
+		c.Close(websocket.StatusNormalClosure, "")
+	}
+	return len(conns), refused
 }
 
 // holdRequest answers HTTP requests once release is closed.
@@ -862,7 +870,7 @@ func TestGoexitInHandlerIsLogged(t *testing.T) {
 // documented outcome for the connection or request concerned, and the room
 // (and every other client in it) keeps working.
 func TestPanicInEachHandler(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := startLeakCheck(t)
 	logs := &logBuffer{}
 	var errs, closes events
 	var panicked sync.Map
@@ -1050,7 +1058,7 @@ func TestPanicInEachHandler(t *testing.T) {
 		t.Fatalf("Shutdown after the panics: %v", err)
 	}
 	srv.Close()
-	checkGoroutines(t, before)
+	leaks.check(t)
 }
 
 // An OnMessage that blocks for seconds holds up its own room only: other
@@ -1140,7 +1148,7 @@ func TestBlockingOnMessageDelaysOnlyItsRoom(t *testing.T) {
 // every message that Broadcast accepted for it before Shutdown began, every
 // OnClose runs once, and nothing is left running.
 func TestShutdownUnderLoad(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := startLeakCheck(t)
 	const nrooms, perRoom = 100, 10
 	const nclients = nrooms * perRoom
 	var (
@@ -1343,7 +1351,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 	t.Logf("Shutdown with %d clients sending took %v; %d messages handled, %d deliveries accepted before it began, all received before the 1012; clients arriving meanwhile: %d joined and got 1012, %d refused with 503",
 		nclients, took.Round(time.Millisecond), handled.Load(), total, late.Load(), lateRefused.Load())
 	srv.Close()
-	checkGoroutines(t, before)
+	leaks.check(t)
 }
 
 // ---- a close that crosses pending writes -------------------------------------
@@ -1509,29 +1517,56 @@ func TestTruncatedMessageIsNotDelivered(t *testing.T) {
 // stopped reading held it for 5 more seconds: the drop still attempted a
 // close handshake, whose close frame waited behind the stuck write.
 func TestShutdownDeadlineWithStalledClient(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := startLeakCheck(t)
 	var closes sync.Map
 	h := party.Handler(func(*party.Room) party.Server { return &echo{closes: &closes} })
 	mux := http.NewServeMux()
 	mux.Handle("/party/", h)
-	srv := httptest.NewServer(mux)
+	// The socket buffers are fixed small on both sides of the stalled
+	// client's connection: left to the kernel's autotuning they can take
+	// tens of MiB on loopback (all of the 3 MiB below, on a machine where
+	// tcp_rmem allows 32 MiB), and then nothing blocks.
+	const buffers = 64 << 10
+	srv := httptest.NewUnstartedServer(mux)
+	srv.Config.ConnState = func(c net.Conn, state http.ConnState) {
+		if tc, ok := c.(*net.TCPConn); ok && state == http.StateNew {
+			tc.SetWriteBuffer(buffers)
+		}
+	}
+	srv.Start()
 	ws := "ws" + strings.TrimPrefix(srv.URL, "http")
-	stalled := dial(t, ws+"/party/s?_pk=stalled") // never reads
+	smallReads := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := new(net.Dialer).DialContext(ctx, network, addr)
+		if err == nil {
+			c.(*net.TCPConn).SetReadBuffer(buffers)
+		}
+		return c, err
+	}}
+	conn, err := dialErr(ws+"/party/s?_pk=stalled", &websocket.DialOptions{HTTPClient: &http.Client{Transport: smallReads}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stalled := &client{t: t, conn: conn} // never reads
 	defer stalled.conn.CloseNow()
 	reader := dial(t, ws+"/party/s?_pk=reader")
 	rd := startReader(reader.conn)
 	joined(t, h, "s", 2)
 	c := h.Room("main", "s").GetConnection("stalled")
-	for range 3 { // more than the socket buffers take: the writer blocks
+	for range 3 { // far more than the socket buffers take: the writer blocks
 		c.Send(party.Binary(make([]byte, 1<<20)))
 	}
-	time.Sleep(100 * time.Millisecond) // let the writer block
+	// The precondition, observed: the writer is parked in Go's network
+	// poller, waiting for the kernel to take more of the stalled client's
+	// bytes (its receive buffer and the server's send buffer are full).
+	eventually(t, "the server's writer to block in a write to the stalled client", func() bool {
+		return len(blockedServerWrites()) == 1
+	})
 
 	const grace = 500 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	start := time.Now()
-	err := h.Shutdown(ctx)
+	err = h.Shutdown(ctx)
 	took := time.Since(start)
 	t.Logf("Shutdown with a stalled client and a %v deadline returned %v after %v", grace, err, took.Round(time.Millisecond))
 	if !errors.Is(err, context.DeadlineExceeded) {
@@ -1550,8 +1585,25 @@ func TestShutdownDeadlineWithStalledClient(t *testing.T) {
 	}
 	srv.Close()
 	stalled.conn.CloseNow()
-	checkGoroutines(t, before)
+	leaks.check(t)
 }
+
+// blockedServerWrites returns the stacks of the goroutines of package party
+// (or its internal packages) that wait in Go's network poller for a socket
+// to take more bytes: writes the kernel will not take until the peer reads.
+func blockedServerWrites() []string {
+	var blocked []string
+	for _, stack := range goroutineStacks() {
+		if strings.Contains(stack, "internal/poll.(*pollDesc).waitWrite") && serverFrame.MatchString(stack) {
+			blocked = append(blocked, stack)
+		}
+	}
+	return blocked
+}
+
+// serverFrame matches a stack frame of package party or of its internal
+// packages (not of party_test).
+var serverFrame = regexp.MustCompile(`(?m)^party[./]`)
 
 // ---- a slow upload and the keepalive ---------------------------------------------------
 

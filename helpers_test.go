@@ -12,9 +12,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -500,19 +503,147 @@ func eventually(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// checkGoroutines fails if, after the test's cleanups, more goroutines run
-// than before it started.
-func checkGoroutines(t *testing.T, before int) {
+// ---- leaks ---------------------------------------------------------------------
+
+// leakBaseline is what a test found running and open when it began: the
+// goroutines, by id, and, on Linux, the open file descriptors, by number and
+// what each points at. Ids are never reused, so a goroutine of an earlier
+// test that ends meanwhile cannot hide one this test leaks; a descriptor
+// number can be reused, but not with the same socket inode or path.
+type leakBaseline struct {
+	goroutines map[string]bool   // "goroutine 17"
+	fds        map[string]string // "fd 9" -> "socket:[123]"; nil where /proc/self/fd is not available
+}
+
+// startLeakCheck waits (up to 5 seconds) for the goroutine count to stop
+// falling, so that what earlier tests left behind has wound down, and then
+// takes the baseline. Call it before the test starts its servers; call
+// check once they are closed.
+func startLeakCheck(t *testing.T) *leakBaseline {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before {
+	last, steady := runtime.NumGoroutine(), 0
+	for steady < 5 { // not one fewer over 5 samples 10 ms apart
 		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			n := runtime.Stack(buf, true)
-			t.Fatalf("%d goroutines left, want at most %d:\n%s", runtime.NumGoroutine(), before, buf[:n])
+			t.Logf("the goroutine count was still falling after 5 s (%d now); baseline taken anyway", last)
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+		n := runtime.NumGoroutine()
+		if n < last {
+			steady = 0
+		} else {
+			steady++
+		}
+		last = n
+	}
+	// The runtime opens its network poller's descriptors at the first
+	// listen and keeps them: open them now, so they are in the baseline.
+	if ln, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
+		ln.Close()
+	}
+	b := &leakBaseline{goroutines: map[string]bool{}, fds: openFDs()}
+	for id := range goroutineStacks() {
+		b.goroutines[id] = true
+	}
+	if b.fds == nil {
+		t.Logf("no /proc/self/fd on %s: descriptors are not counted, only goroutines", runtime.GOOS)
+	}
+	return b
+}
+
+// check fails the test unless, within 5 seconds, every goroutine started
+// since the baseline has ended and every descriptor opened since is closed,
+// except those of the listeners still open (a test server's). On failure
+// it lists each leaked goroutine's stack and each descriptor's target.
+func (b *leakBaseline) check(t *testing.T, open ...net.Listener) {
+	t.Helper()
+	b.wait(t, true, open)
+}
+
+// checkDescriptors is check for descriptors only, for a test whose servers
+// still run (and whose goroutines therefore do too).
+func (b *leakBaseline) checkDescriptors(t *testing.T, open ...net.Listener) {
+	t.Helper()
+	b.wait(t, false, open)
+}
+
+func (b *leakBaseline) wait(t *testing.T, goroutines bool, open []net.Listener) {
+	t.Helper()
+	keep := map[string]bool{}
+	for _, ln := range open {
+		if sc, ok := ln.(syscall.Conn); ok {
+			if rc, err := sc.SyscallConn(); err == nil {
+				rc.Control(func(fd uintptr) { keep[fmt.Sprint("fd ", fd)] = true })
+			}
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var leaked []string
+		if goroutines {
+			for id, stack := range goroutineStacks() {
+				if !b.goroutines[id] {
+					leaked = append(leaked, stack)
+				}
+			}
+		}
+		if b.fds != nil {
+			for fd, target := range openFDs() {
+				if b.fds[fd] != target && !keep[fd] {
+					leaked = append(leaked, fd+" -> "+target)
+				}
+			}
+		}
+		if len(leaked) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			slices.Sort(leaked)
+			t.Fatalf("%d goroutines or descriptors started during the test are still there 5 s after it ended:\n\n%s",
+				len(leaked), strings.Join(leaked, "\n\n"))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// goroutineStacks returns the stack of every goroutine, keyed by its
+// "goroutine N" header.
+func goroutineStacks() map[string]string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	stacks := map[string]string{}
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if id, _, ok := strings.Cut(g, " ["); ok && strings.HasPrefix(id, "goroutine ") {
+			stacks[id] = g
+		}
+	}
+	return stacks
+}
+
+// openFDs returns this process's open descriptors and what each points at
+// ("socket:[123]", a file's path), or nil without /proc/self/fd (not Linux).
+func openFDs() map[string]string {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return nil
+	}
+	fds := map[string]string{}
+	for _, e := range entries {
+		target, err := os.Readlink("/proc/self/fd/" + e.Name())
+		if err != nil {
+			continue // the directory's own descriptor, closed by now
+		}
+		fds["fd "+e.Name()] = target
+	}
+	return fds
 }
 
 // ---- logs ---------------------------------------------------------------------

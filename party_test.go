@@ -1133,7 +1133,7 @@ func TestOriginsHooksSubprotocols(t *testing.T) {
 }
 
 func TestShutdown(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := startLeakCheck(t)
 	var closes atomic.Int32
 	seen := sync.Map{}
 	h := party.Handler(func(r *party.Room) party.Server {
@@ -1185,15 +1185,18 @@ func TestShutdown(t *testing.T) {
 	if got := closes.Load(); got != n {
 		t.Errorf("OnClose ran %d times, want %d", got, n)
 	}
+	// Every socket, the server's and the clients', is closed: only the
+	// listener is left.
+	leaks.checkDescriptors(t, srv.Listener)
 	if _, err := dialErr(ws+"/party/r0", nil); err == nil || !strings.Contains(err.Error(), "shutting down") {
 		t.Errorf("dial after Shutdown: %v, want 503 shutting down", err)
 	}
 	srv.Close()
-	checkGoroutines(t, before)
+	leaks.check(t)
 }
 
 func TestNoLeaks(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := startLeakCheck(t)
 	h := party.Handler(newChat)
 	h.IdleTimeout = -1
 	mux := http.NewServeMux()
@@ -1232,6 +1235,9 @@ func TestNoLeaks(t *testing.T) {
 		}
 		return true
 	})
+	// With the server still up, each client's socket was closed when it
+	// left, on both sides: only the listener is open.
+	leaks.checkDescriptors(t, srv.Listener)
 	srv.CloseClientConnections()
 	srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -1239,7 +1245,7 @@ func TestNoLeaks(t *testing.T) {
 	if err := h.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	checkGoroutines(t, before)
+	leaks.check(t)
 }
 
 // A client that sends the moment it is open still has its OnConnect finish

@@ -84,7 +84,7 @@ func (s *soakStats) ended(how string) {
 }
 
 func TestSoak(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := startLeakCheck(t)
 	h := party.Handler(func(r *party.Room) party.Server { return &soakRoom{room: r} })
 	h.IdleTimeout = 2 * time.Second
 	h.PingInterval, h.PingTimeout = 5*time.Second, 2*time.Second
@@ -164,7 +164,7 @@ func TestSoak(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 	srv.Close()
-	checkGoroutines(t, before)
+	leaks.check(t)
 }
 
 // trend fits a least-squares line to the samples and returns its rise over
