@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,29 +32,120 @@ import (
 // the absence of a panic. The seeds run with every `go test`; .ci/fuzz.sh
 // runs each target for a bounded time.
 
-// validID is the documented rule for a room or connection id as sent
-// (percent-encoded), written independently of the implementation.
-func validID(raw string) bool {
-	if raw == "" || len(raw) > 256 {
-		return false
+// idRule is the documented rule for a room or connection id as sent
+// (percent-encoded): it returns the rule raw breaks, or "" if it breaks none.
+// It is written from the documentation, not from checkID: it decodes by
+// hand and looks at bytes, where checkID calls net/url and looks at runes.
+func idRule(raw string) string {
+	if raw == "" {
+		return "empty"
 	}
-	dec, err := url.PathUnescape(raw)
-	if err != nil || !utf8.ValidString(dec) {
-		return false
+	if len(raw) > 256 {
+		return "over 256 bytes"
 	}
-	for _, seg := range strings.FieldsFunc(dec, func(r rune) bool { return r == '/' || r == '\\' }) {
-		if seg == "." || seg == ".." {
-			return false
+	unhex := func(c byte) (byte, bool) {
+		switch {
+		case '0' <= c && c <= '9':
+			return c - '0', true
+		case 'a' <= c && c <= 'f':
+			return c - 'a' + 10, true
+		case 'A' <= c && c <= 'F':
+			return c - 'A' + 10, true
+		}
+		return 0, false
+	}
+	var dec []byte
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '%' {
+			dec = append(dec, raw[i])
+			continue
+		}
+		if i+2 >= len(raw) {
+			return "bad percent-encoding"
+		}
+		hi, ok1 := unhex(raw[i+1])
+		lo, ok2 := unhex(raw[i+2])
+		if !ok1 || !ok2 {
+			return "bad percent-encoding"
+		}
+		dec = append(dec, hi<<4|lo)
+		i += 2
+	}
+	if !utf8.Valid(dec) {
+		return "not UTF-8 once decoded"
+	}
+	start := 0
+	for i := 0; i <= len(dec); i++ {
+		if i == len(dec) || dec[i] == '/' || dec[i] == '\\' {
+			if seg := string(dec[start:i]); seg == "." || seg == ".." {
+				return "a dot segment once decoded"
+			}
+			start = i + 1
 		}
 	}
-	return !strings.ContainsFunc(dec, func(r rune) bool { return r < 0x20 || r == 0x7f })
+	for _, c := range dec { // UTF-8 by now: a byte below 0x80 is a character
+		if c < 0x20 || c == 0x7f {
+			return "a control character"
+		}
+	}
+	return ""
+}
+
+// mount is how FuzzRoomPath's mux reaches a Host: the Host's prefix, and
+// for a Go 1.22 pattern the positions of its {party} and {room} wildcards
+// (-1 for none).
+type mount struct {
+	host            *party.Host
+	prefix          string
+	partyAt, roomAt int
+}
+
+// route is the documented routing of a request that reached m's Host,
+// modelled from ServeHTTP's doc, apart from the Host: the party and the room
+// id (as sent: a segment of the escaped path), or the status of the refusal
+// and why. A request with two faults (an unknown party and an invalid room)
+// may be refused for either; route names both.
+func (m mount) route(r *http.Request) (partyName, room string, status int, why string) {
+	segs := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/"), "/")
+	known := func(p string) bool { return p == "main" || p == "other" }
+	judge := func(p, id string) (string, string, int, string) {
+		switch rule := idRule(id); {
+		case !known(p) && rule != "":
+			return p, id, http.StatusNotFound, "unknown party " + p + " and room id breaking " + rule
+		case !known(p):
+			return p, id, http.StatusNotFound, "unknown party " + p
+		case rule != "":
+			return p, id, http.StatusBadRequest, "room id breaking " + rule
+		}
+		return p, id, http.StatusOK, ""
+	}
+	if m.roomAt >= 0 { // the segment the {room} wildcard matched
+		p := "main"
+		if m.partyAt >= 0 {
+			p = r.PathValue("party")
+		}
+		return judge(p, segs[m.roomAt])
+	}
+	// /party/{room} or /{prefix}/{party}/{room}, whichever comes first.
+	prefix := strings.Split(m.prefix, "/")
+	for i := range segs {
+		if segs[i] == "party" && i+1 < len(segs) {
+			return judge("main", segs[i+1])
+		}
+		if i+len(prefix)+1 < len(segs) && slices.Equal(segs[i:i+len(prefix)], prefix) {
+			return judge(segs[i+len(prefix)], segs[i+len(prefix)+1])
+		}
+	}
+	return "", "", http.StatusNotFound, "no room in the path"
 }
 
 // FuzzRoomPath sends arbitrary request targets through a mux holding the Host
-// under every supported URL form. A request either reaches a room whose id
-// follows the rules, and which the canonical URL /parties/{party}/{room}
-// reaches too, or is refused with its documented status; no room outlives
-// its request.
+// under every supported URL form, and checks the outcome against route, an
+// independent model of the documented rules, both ways: a request for a
+// valid room in a known party reaches exactly that room (and the canonical
+// URL /parties/{party}/{room} reaches it too), one for an invalid room id is
+// refused with 400, and nothing is refused that the model lets through. No
+// room outlives its request.
 func FuzzRoomPath(f *testing.F) {
 	for _, s := range []string{
 		"/party/r1", "/parties/main/r1", "/parties/other/r1/extra?x=1", "/party/r1/a/b?_pk=z",
@@ -63,6 +155,8 @@ func FuzzRoomPath(f *testing.F) {
 		"/api/rt/main/r", "/api/rt/other/x%2F..", "/x/y/party/deep", "/party/" + strings.Repeat("b", 256),
 		"/party/" + strings.Repeat("b", 257), "/party/%", "/party/%zz", "/party/../x", "/party/./x",
 		"*", "http://example.test/party/abs", "/party/x#frag", "/party/\xff\xfe", "/party/%7F",
+		"/party/%2", "/party/a%5C..", "/party/..%5Cx", "/party/%E2%80%8B", "/party/%C0%AF", "/p/nope/r/x",
+		"/p/nope/%00/x", "/parties/nope/%00", "/api/party/r", "/parties/x/party/r", "/party/%c3%a9",
 	} {
 		f.Add(s)
 	}
@@ -74,65 +168,86 @@ func FuzzRoomPath(f *testing.F) {
 	h2.Party("other", newServer)
 	h2.Prefix = "api/rt"
 	h2.IdleTimeout = -1
-	mux := http.NewServeMux()
-	mux.Handle("/party/", h)
-	mux.Handle("/parties/", h)
-	mux.Handle("/rooms/{room}", h)
-	mux.Handle("GET /p/{party}/{room}/{rest...}", h)
-	mux.Handle("/api/", h2)
 	hosts := []*party.Host{h, h2}
 
-	do := func(target string) (*httptest.ResponseRecorder, *http.Request, bool) {
+	// Each mount records that it was reached, and how.
+	var reached *mount
+	mux := http.NewServeMux()
+	for pattern, m := range map[string]mount{
+		"/party/":                         {h, "parties", -1, -1},
+		"/parties/":                       {h, "parties", -1, -1},
+		"/rooms/{room}":                   {h, "parties", -1, 1},
+		"GET /p/{party}/{room}/{rest...}": {h, "parties", 1, 2},
+		"/api/":                           {h2, "api/rt", -1, -1},
+	} {
+		mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			reached = &m
+			m.host.ServeHTTP(w, r)
+		}))
+	}
+
+	do := func(target string) (*httptest.ResponseRecorder, *http.Request, *mount, bool) {
 		if strings.ContainsAny(target, "\r\n") {
-			return nil, nil, false
+			return nil, nil, nil, false
 		}
 		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader("GET " + target + " HTTP/1.1\r\nHost: example.test\r\n\r\n")))
 		if err != nil {
-			return nil, nil, false // net/http's server answers 400 before any handler
+			return nil, nil, nil, false // net/http's server answers 400 before any handler
 		}
 		rec := httptest.NewRecorder()
+		reached = nil
 		mux.ServeHTTP(rec, req)
-		return rec, req, true
+		return rec, req, reached, true
 	}
 	f.Fuzz(func(t *testing.T, target string) {
-		rec, req, ok := do(target)
+		rec, req, m, ok := do(target)
 		if !ok {
 			return
 		}
 		body := rec.Body.String()
-		switch rec.Code {
-		case http.StatusOK:
-			partyName, room, _ := strings.Cut(body, " ")
-			if partyName != "main" && partyName != "other" {
-				t.Fatalf("%q reached party %q", target, partyName)
+		if m == nil { // the mux answered: no room is involved
+			switch {
+			case rec.Code == http.StatusNotFound && body == "404 page not found\n":
+			case rec.Code == http.StatusBadRequest && body == "" && !strings.HasPrefix(req.URL.Path, "/"):
+			case rec.Code == http.StatusMovedPermanently, rec.Code == http.StatusTemporaryRedirect, rec.Code == http.StatusPermanentRedirect:
+			default:
+				t.Fatalf("%q reached no Host but got %d %q", target, rec.Code, body)
 			}
-			if !validID(room) {
-				t.Fatalf("%q reached room %q, which breaks the id rules", target, room)
+			return
+		}
+		partyName, room, status, why := m.route(req)
+		switch {
+		case status == http.StatusOK:
+			if rec.Code != http.StatusOK || body != partyName+" "+room {
+				t.Fatalf("%q: got %d %q, want room %q of party %q (the id breaks no rule)", target, rec.Code, body, room, partyName)
 			}
-			for _, host := range hosts {
-				if host.Room(partyName, room) != nil {
-					t.Fatalf("room %q is still in memory after its request", room)
-				}
+		case status == http.StatusBadRequest:
+			if rec.Code != http.StatusBadRequest || !strings.HasPrefix(body, "party: invalid room id") {
+				t.Fatalf("%q: got %d %q, want 400 for a %s", target, rec.Code, body, why)
 			}
-			canonical := "/parties/" + partyName + "/" + room
-			if strings.HasPrefix(req.URL.EscapedPath(), "/api/") {
-				canonical = "/api/rt/" + partyName + "/" + room
+		case strings.Contains(why, " and "): // two faults: either refusal
+			if rec.Code != http.StatusNotFound && !(rec.Code == http.StatusBadRequest && strings.HasPrefix(body, "party: invalid room id")) {
+				t.Fatalf("%q: got %d %q, want 404 or 400 for an %s", target, rec.Code, body, why)
 			}
-			if rec2, _, ok := do(canonical); !ok || rec2.Code != 200 || rec2.Body.String() != body {
-				t.Fatalf("%q reached %q, but its canonical URL %q does not", target, body, canonical)
-			}
-		case http.StatusBadRequest:
-			if !strings.HasPrefix(body, "party: invalid room id") && !(body == "" && !strings.HasPrefix(req.URL.Path, "/")) {
-				t.Fatalf("%q: 400 %q", target, body)
-			}
-		case http.StatusNotFound:
-			if !strings.HasPrefix(body, "party: ") && body != "404 page not found\n" {
-				t.Fatalf("%q: 404 %q", target, body)
-			}
-		case http.StatusMovedPermanently, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
-			// The mux cleaning the path: no room is involved.
 		default:
-			t.Fatalf("%q: unexpected %d %q", target, rec.Code, body)
+			if rec.Code != http.StatusNotFound || !strings.HasPrefix(body, "party: ") {
+				t.Fatalf("%q: got %d %q, want 404 for %s", target, rec.Code, body, why)
+			}
+		}
+		if rec.Code != http.StatusOK {
+			return
+		}
+		for _, host := range hosts {
+			if host.Room(partyName, room) != nil {
+				t.Fatalf("room %q is still in memory after its request", room)
+			}
+		}
+		canonical := "/parties/" + partyName + "/" + room
+		if m.host == h2 {
+			canonical = "/api/rt/" + partyName + "/" + room
+		}
+		if rec2, _, _, ok := do(canonical); !ok || rec2.Code != 200 || rec2.Body.String() != body {
+			t.Fatalf("%q reached %q, but its canonical URL %q does not", target, body, canonical)
 		}
 	})
 }
@@ -175,7 +290,7 @@ func FuzzConnectionID(f *testing.F) {
 		q, _ := url.ParseQuery(query) // the standard reading of a query string
 		want, refuse := "", false
 		if pk := q["_pk"]; len(pk) > 0 && pk[0] != "" {
-			want, refuse = pk[0], !validID(url.PathEscape(pk[0]))
+			want, refuse = pk[0], idRule(url.PathEscape(pk[0])) != ""
 		}
 		c, err := rawDial(addr)
 		if err != nil {
