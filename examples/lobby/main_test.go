@@ -59,15 +59,18 @@ func TestLobbyCounts(t *testing.T) {
 	lobby.Close(websocket.StatusNormalClosure, "")
 	d := dial("/parties/main/porch?_pk=d")
 	defer d.CloseNow()
-	for reported := false; !reported; time.Sleep(time.Millisecond) { // wait for d's report
-		h.Call(ctx, "lobby", "main", func(s party.Server) error {
+	eventually(t, "the lobby to count d in the porch", func() bool {
+		reported := false
+		err := h.Call(ctx, "lobby", "main", func(s party.Server) error {
 			reported = s.(*Lobby).counts["porch"] == 1
 			return nil
 		})
-	}
-	for h.Room("lobby", "main") != nil {
-		time.Sleep(time.Millisecond)
-	}
+		if err != nil {
+			t.Fatalf("Call the lobby: %v", err)
+		}
+		return reported
+	})
+	eventually(t, "the idle lobby room to be dropped", func() bool { return h.Room("lobby", "main") == nil })
 	lobby = dial("/parties/lobby/main") // a new Lobby, built from its Storage
 	defer lobby.CloseNow()
 	expect(`{"porch":1}`)
@@ -77,4 +80,16 @@ func TestLobbyCounts(t *testing.T) {
 		t.Fatalf("GET lobby: %v %v", resp, err)
 	}
 	resp.Body.Close()
+}
+
+// eventually polls cond until it holds, failing after 5 seconds.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
