@@ -157,9 +157,9 @@ export class Sockets {
     return ps;
   }
 
-  /** Opens a plain ws client with an Inbox (socket.inbox). */
-  raw(url) {
-    const ws = new WS(url);
+  /** Opens a plain ws client with an Inbox (socket.inbox); options go to ws (e.g. autoPong: false). */
+  raw(url, options) {
+    const ws = new WS(url, options);
     ws.binaryType = "arraybuffer";
     ws.inbox = new Inbox(ws, url);
     this.all.push(ws);

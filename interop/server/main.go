@@ -17,8 +17,9 @@
 //	/limited/main/{room}                 the control server on a Host whose ReadLimit is 1 KiB
 //
 // The main Host accepts the subprotocol "party.v1". -ping sets every Host's
-// PingInterval. The server prints "listening on
-// http://{addr}" once it accepts connections. On SIGTERM or SIGINT it shuts
+// PingInterval and -ping-timeout its PingTimeout (so a client that never
+// answers a ping is dropped within 2×ping+ping-timeout). The server prints
+// "listening on http://{addr}" once it accepts connections. On SIGTERM or SIGINT it shuts
 // down gracefully (open connections get 1012) and exits, so a test can start
 // it again on the same port with -addr.
 package main
@@ -163,6 +164,7 @@ func (s *Tagged) OnMessage(msg party.Message, sender *party.Connection) {
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "address to listen on")
 	ping := flag.Duration("ping", 0, "Host.PingInterval of every Host (0: the default)")
+	pingTimeout := flag.Duration("ping-timeout", 0, "Host.PingTimeout of every Host (0: the default)")
 	flag.Parse()
 
 	newControl := func(*party.Room) party.Server { return &Control{connects: map[string]int{}} }
@@ -183,7 +185,7 @@ func main() {
 	limited.ReadLimit = 1024
 
 	for _, host := range []*party.Host{h, custom, limited} {
-		host.PingInterval = *ping
+		host.PingInterval, host.PingTimeout = *ping, *pingTimeout
 	}
 
 	mux := http.NewServeMux()

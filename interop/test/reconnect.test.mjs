@@ -148,30 +148,51 @@ test("duplicate id: the newer partysocket replaces the older with 4409; the room
   assert.equal(await obs.inbox.next(), "the newer one works");
 });
 
-test("keepalive: the server's pings are answered by partysocket's socket, which stays open while idle", async (t) => {
+test("keepalive: a client that never answers a ping is dropped within 2×PingInterval+PingTimeout; partysocket, which answers, stays open", async (t) => {
+  const interval = 40; // ms, the server's -ping
+  const timeout = 100; // ms, its -ping-timeout
+  // The documented bound, plus a margin for a loaded machine: the default
+  // PingTimeout (10 s) would be far outside it.
+  const margin = 1000;
+  const bound = 2 * interval + timeout + margin;
   const sockets = new Sockets();
-  const pinging = await GoServer.start("./interop/server", ["-ping", "40ms"]);
+  const pinging = await GoServer.start("./interop/server", ["-ping", `${interval}ms`, "-ping-timeout", `${timeout}ms`]);
   t.after(async () => {
     sockets.closeAll();
     await pinging.stop();
   });
   const room = unique("idle");
 
-  const ps = sockets.party(pinging, { room, party: "control", id: "idler" });
+  // partysocket sends nothing; its ws answers the pings, as a browser does.
+  const ps = sockets.party(pinging, { room, party: "control", id: "answers" });
   await ps.inbox.nextJSON();
-  let closed = null;
-  ps.addEventListener("close", (e) => (closed = e));
-  // A raw ws client in the same room counts the pings it answers.
-  const raw = sockets.raw(`${pinging.wsURL}/parties/control/${room}?_pk=counter`);
+  const psClosed = [];
+  ps.addEventListener("close", (e) => psClosed.push(`${e.code} ${e.reason}`));
+
+  // A ws client that never answers a ping.
+  const silent = sockets.raw(`${pinging.wsURL}/parties/control/${room}?_pk=silent`, { autoPong: false });
+  let unanswered = 0;
+  silent.on("ping", () => unanswered++);
+  const dropped = new Promise((resolve) => silent.once("close", (code) => resolve(code)));
+  await nextEvent(silent, "open");
+  const opened = performance.now();
+  const code = await withTimeout(dropped, bound, `the silent client to be dropped (${bound} ms: 2×${interval} + ${timeout} + ${margin} margin)`);
+  const took = performance.now() - opened;
+  t.diagnostic(`the silent client was dropped ${took.toFixed(0)} ms after it opened, having ignored ${unanswered} pings`);
+  assert.ok(unanswered >= 1, "the server pinged the silent client before dropping it");
+  assert.equal(code, 1006, "dropped without a close handshake");
+
+  // partysocket was idle all along, longer than the silent client: it stays
+  // open while a third client counts 10 more pings (10×40 ms, over twice the
+  // bound without its margin).
+  const counter = sockets.raw(`${pinging.wsURL}/parties/control/${room}?_pk=counter`);
   let pings = 0;
-  raw.on("ping", () => pings++);
-  await raw.inbox.next();
   await withTimeout(
-    new Promise((resolve) => raw.on("ping", () => pings >= 10 && resolve())),
+    new Promise((resolve) => counter.on("ping", () => ++pings >= 10 && resolve())),
     10_000,
-    "10 pings from the server",
+    "10 pings to the counting client",
   );
-  assert.equal(closed, null, `partysocket was closed while idle: ${closed?.code} ${closed?.reason}`);
+  assert.deepEqual(psClosed, [], "partysocket, which answers pings, was closed");
   ps.send("still connected");
-  assert.equal(await ps.inbox.next(), "still connected");
+  assert.equal(await ps.inbox.next(), "still connected", "partysocket's first connection still works, no reconnect between");
 });
