@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -27,10 +26,12 @@ import (
 // on stable storage before it returns nil: the file is fsynced (F_FULLFSYNC
 // on macOS) and so is its directory when a file is created, renamed or
 // removed. A write therefore costs at least one fsync; a [Batch] of many
-// operations costs one. If an fsync of a room's log fails, the room's storage
-// refuses every later write until all its handles are closed and it is
-// opened again (read back from the disk), since the kernel may have dropped
-// the data it failed to write. An alarm file is replaced whole by each
+// operations costs one. If an fsync of a room's log or directory fails, the
+// room's storage refuses every later write, with an error saying so, until
+// all its handles are closed and it is opened again: the kernel may have
+// dropped the data it failed to write, and may not report it twice, so the
+// reopening cuts the log back to what was acknowledged and syncs it and its
+// directory again before reading it. An alarm file is replaced whole by each
 // SetAlarm, so a failed SetAlarm leaves the alarm as it was or as set, and
 // does not stop the next one.
 //
@@ -71,7 +72,8 @@ type FileStore struct {
 	// change after.
 	Logger *slog.Logger
 
-	dir string
+	dir  string
+	fsys ondisk.FS // ondisk.OSFS but in tests
 
 	mu    sync.Mutex
 	rooms map[roomKey]*fileRoom
@@ -79,6 +81,14 @@ type FileStore struct {
 	// alarmMu serialises SetAlarm: two writes of one alarm file must not
 	// share its temporary file.
 	alarmMu sync.Mutex
+
+	// diskMu guards what the store knows of the disk beyond a room's
+	// life: the party directories it made durable, and, by log path, the
+	// length to cut back to (or -1) of each room broken by a failed fsync
+	// (see breakRoom). It is taken last.
+	diskMu  sync.Mutex
+	parties map[string]bool
+	repairs map[string]int64
 
 	// Compaction thresholds; tests lower them.
 	compactMin   int64
@@ -91,22 +101,23 @@ var (
 )
 
 // OpenFileStore returns a FileStore keeping its files under dir, which it
-// creates if needed. Rooms are read from the disk when opened, not here. It
-// fails if dir cannot be created or is not a directory.
+// creates, durably, if needed. Rooms are read from the disk when opened, not
+// here. It fails if dir cannot be created or is not a directory.
 func OpenFileStore(dir string) (*FileStore, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	return openFileStore(ondisk.OSFS{}, dir)
+}
+
+// openFileStore is OpenFileStore on the file system fsys.
+func openFileStore(fsys ondisk.FS, dir string) (*FileStore, error) {
+	if err := ondisk.MkdirAll(fsys, dir); err != nil {
 		return nil, fileError(err)
-	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return nil, fileError(err)
-	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("party: file storage: %s is not a directory", dir)
 	}
 	return &FileStore{
 		dir:          dir,
+		fsys:         fsys,
 		rooms:        make(map[roomKey]*fileRoom),
+		parties:      make(map[string]bool),
+		repairs:      make(map[string]int64),
 		compactMin:   1 << 20,
 		compactRatio: 4,
 	}, nil
@@ -170,15 +181,26 @@ func (s *FileStore) release(k roomKey, r *fileRoom) {
 	}
 }
 
-// mkdirParty makes sure the directory of a party exists, durably.
+// mkdirParty makes sure the directory of a party exists, durably. The
+// first time in the store's life it syncs the store's directory even if the
+// party's was there: a process that made it may have died before syncing.
 func (s *FileStore) mkdirParty(partyDir string) error {
-	if _, err := os.Stat(partyDir); err == nil {
+	s.diskMu.Lock()
+	durable := s.parties[partyDir]
+	s.diskMu.Unlock()
+	if durable {
 		return nil
 	}
-	if err := os.MkdirAll(partyDir, 0o755); err != nil {
+	if err := s.fsys.Mkdir(partyDir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fileError(err)
 	}
-	return fileError(ondisk.SyncDir(s.dir))
+	if err := s.fsys.SyncDir(s.dir); err != nil {
+		return fileError(err)
+	}
+	s.diskMu.Lock()
+	s.parties[partyDir] = true
+	s.diskMu.Unlock()
+	return nil
 }
 
 func (s *FileStore) logger() *slog.Logger {
@@ -193,7 +215,7 @@ func (s *FileStore) logger() *slog.Logger {
 // is damaged (an error wrapping ErrStorageCorrupt).
 func (s *FileStore) Alarm(party, room string) (time.Time, error) {
 	_, base := s.paths(party, room)
-	a, err := ondisk.ReadAlarm(base + ".alarm")
+	a, err := ondisk.ReadAlarm(s.fsys, base+".alarm")
 	if errors.Is(err, fs.ErrNotExist) {
 		return time.Time{}, nil
 	}
@@ -214,7 +236,7 @@ func (s *FileStore) SetAlarm(party, room string, at time.Time) error {
 	s.alarmMu.Lock()
 	defer s.alarmMu.Unlock()
 	if at.IsZero() {
-		err := os.Remove(path)
+		err := s.fsys.Remove(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
@@ -226,7 +248,7 @@ func (s *FileStore) SetAlarm(party, room string, at time.Time) error {
 			return err
 		}
 		data := ondisk.EncodeAlarm(ondisk.Alarm{Party: party, Room: room, At: at})
-		err := ondisk.WriteFile(path, func(w io.Writer) error {
+		err := ondisk.WriteFile(s.fsys, path, func(w io.Writer) error {
 			_, err := w.Write(data)
 			return err
 		})
@@ -234,7 +256,7 @@ func (s *FileStore) SetAlarm(party, room string, at time.Time) error {
 			return fileError(err)
 		}
 	}
-	return fileError(ondisk.SyncDir(partyDir))
+	return fileError(s.fsys.SyncDir(partyDir))
 }
 
 // Alarms lists the rooms whose alarm is set, soonest first, from the alarm
@@ -242,7 +264,7 @@ func (s *FileStore) SetAlarm(party, room string, at time.Time) error {
 // describing the files it could not (wrapping ErrStorageCorrupt for a
 // damaged one).
 func (s *FileStore) Alarms() ([]RoomAlarm, error) {
-	parties, err := os.ReadDir(s.dir)
+	parties, err := s.fsys.ReadDir(s.dir)
 	if err != nil {
 		return nil, fileError(err)
 	}
@@ -252,7 +274,7 @@ func (s *FileStore) Alarms() ([]RoomAlarm, error) {
 		if !p.IsDir() {
 			continue
 		}
-		files, err := os.ReadDir(filepath.Join(s.dir, p.Name()))
+		files, err := s.fsys.ReadDir(filepath.Join(s.dir, p.Name()))
 		if err != nil {
 			errs = append(errs, fileError(err))
 			continue
@@ -261,7 +283,7 @@ func (s *FileStore) Alarms() ([]RoomAlarm, error) {
 			if !strings.HasSuffix(f.Name(), ".alarm") {
 				continue
 			}
-			a, err := ondisk.ReadAlarm(filepath.Join(s.dir, p.Name(), f.Name()))
+			a, err := ondisk.ReadAlarm(s.fsys, filepath.Join(s.dir, p.Name(), f.Name()))
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // removed meanwhile
 			}

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -27,22 +26,27 @@ type fileRoom struct {
 	// before mu.
 	wmu       sync.Mutex
 	loaded    bool
-	gone      bool     // closed by the last handle: the room was reopened elsewhere
-	broken    error    // set when an fsync failed: every write fails
-	f         *os.File // the log, nil if it does not exist
-	size      int64    // bytes of the log
-	buf       []byte   // record being encoded
-	compactAt int64    // after a failed compaction, the log size to try again at
+	gone      bool        // closed by the last handle: the room was reopened elsewhere
+	broken    error       // set by breakRoom when a sync failed: every write fails
+	f         ondisk.File // the log, nil if it does not exist
+	size      int64       // bytes of the log
+	buf       []byte      // record being encoded
+	compactAt int64       // after a failed compaction, the log size to try again at
 
 	// mu guards what readers see.
 	mu  sync.RWMutex
 	idx kvIndex
 }
 
-// load reads the room's log into idx, dropping a torn last record.
+// load reads the room's log into idx, dropping a torn last record, once
+// the repair a failed fsync left to do, if any, is done.
 func (r *fileRoom) load() error {
-	os.Remove(ondisk.TempPath(r.logPath)) // left by a crash during a compaction
-	f, err := os.OpenFile(r.logPath, os.O_RDWR, 0)
+	fsys := r.store.fsys
+	fsys.Remove(ondisk.TempPath(r.logPath)) // left by a crash during a compaction
+	if err := r.repair(); err != nil {
+		return err
+	}
+	f, err := fsys.OpenFile(r.logPath, os.O_RDWR, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -92,12 +96,14 @@ func (r *fileRoom) commit(rec []byte) error {
 	if _, err := r.f.WriteAt(rec, r.size); err != nil {
 		// Nothing was acknowledged: cut off what may have been written.
 		if terr := r.f.Truncate(r.size); terr != nil {
-			r.broken = fmt.Errorf("party: file storage: %s: cutting off a failed write: %w", r.logPath, terr)
+			r.breakRoom("cutting off a failed write", terr, r.size)
 		}
 		return fileError(err)
 	}
 	if err := r.f.Sync(); err != nil {
-		r.broken = fmt.Errorf("party: file storage: %s: fsync failed earlier: %w", r.logPath, err)
+		// The page cache may show the record the disk lost: the reopening
+		// cuts it off.
+		r.breakRoom("an fsync of the log", err, r.size)
 		return fileError(err)
 	}
 	r.size += int64(len(rec))
@@ -110,14 +116,15 @@ func (r *fileRoom) commit(rec []byte) error {
 // rename, the old log, if any, is as it was and r.f still nil; if it fails
 // after, the room is broken.
 func (r *fileRoom) writeLog(ops []ondisk.Op) error {
-	err := ondisk.WriteFile(r.logPath, func(w io.Writer) error { return ondisk.WriteLog(w, ops) })
+	fsys := r.store.fsys
+	err := ondisk.WriteFile(fsys, r.logPath, func(w io.Writer) error { return ondisk.WriteLog(w, ops) })
 	if err != nil {
 		return fileError(err)
 	}
-	if err := ondisk.SyncDir(r.partyDir); err != nil {
+	if err := fsys.SyncDir(r.partyDir); err != nil {
 		// The rename may be lost in a crash, and the writes after it.
-		r.broken = fileError(err)
-		return r.broken
+		r.breakRoom("an fsync of its directory", err, -1)
+		return fileError(err)
 	}
 	return r.openLog()
 }
@@ -125,16 +132,14 @@ func (r *fileRoom) writeLog(ops []ondisk.Op) error {
 // openLog opens the log to append to it. Callers hold wmu, with r.f nil; if
 // it fails, the room is broken.
 func (r *fileRoom) openLog() error {
-	f, err := os.OpenFile(r.logPath, os.O_RDWR, 0)
+	f, err := r.store.fsys.OpenFile(r.logPath, os.O_RDWR, 0)
 	if err != nil {
-		r.broken = fmt.Errorf("party: file storage: reopening the log: %w", err)
-		return r.broken
+		return r.breakRoom("reopening the log", err, -1)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		r.broken = fmt.Errorf("party: file storage: reopening the log: %w", err)
-		return r.broken
+		return r.breakRoom("reopening the log", err, -1)
 	}
 	r.f, r.size = f, fi.Size()
 	return nil
@@ -147,13 +152,15 @@ func (r *fileRoom) deleteLog() error {
 	}
 	r.f.Close() // before removing, for Windows' sake
 	r.f = nil
-	if err := os.Remove(r.logPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	fsys := r.store.fsys
+	if err := fsys.Remove(r.logPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		r.openLog()
 		return fileError(err)
 	}
-	if err := ondisk.SyncDir(r.partyDir); err != nil {
-		r.broken = fileError(err)
-		return r.broken
+	if err := fsys.SyncDir(r.partyDir); err != nil {
+		// The log may come back in a crash.
+		r.breakRoom("an fsync of its directory", err, -1)
+		return fileError(err)
 	}
 	r.size, r.compactAt = 0, 0
 	return nil

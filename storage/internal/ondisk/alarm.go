@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"hash/crc32"
-	"os"
 	"time"
 )
 
@@ -56,11 +55,11 @@ func DecodeAlarm(b []byte) (Alarm, bool) {
 	return Alarm{Party: names[0], Room: names[1], At: time.Unix(sec, nsec)}, true
 }
 
-// ReadAlarm reads the alarm file at path. It returns the os package's error
+// ReadAlarm reads the alarm file at path of fsys. It returns fsys's error
 // if the file cannot be read (one wrapping fs.ErrNotExist if there is none),
 // and a [*CorruptError] if it is damaged.
-func ReadAlarm(path string) (Alarm, error) {
-	b, err := os.ReadFile(path)
+func ReadAlarm(fsys FS, path string) (Alarm, error) {
+	b, err := fsys.ReadFile(path)
 	if err != nil {
 		return Alarm{}, err
 	}

@@ -51,17 +51,17 @@ func TestAlarmBytes(t *testing.T) {
 func TestReadAlarm(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "r.alarm")
-	if _, err := ReadAlarm(path); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := ReadAlarm(OSFS{}, path); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("ReadAlarm of a missing file: %v, want fs.ErrNotExist", err)
 	}
 	a := Alarm{Party: "p", Room: "r", At: time.Unix(100, 5)}
 	os.WriteFile(path, EncodeAlarm(a), 0o644)
-	if got, err := ReadAlarm(path); err != nil || !got.At.Equal(a.At) || got.Party != "p" || got.Room != "r" {
+	if got, err := ReadAlarm(OSFS{}, path); err != nil || !got.At.Equal(a.At) || got.Party != "p" || got.Room != "r" {
 		t.Errorf("ReadAlarm = %v, %v; want %v", got, err, a)
 	}
 	os.WriteFile(path, []byte("partyal1 but damaged"), 0o644)
 	var corrupt *CorruptError
-	if _, err := ReadAlarm(path); !errors.As(err, &corrupt) || corrupt.Path != path {
+	if _, err := ReadAlarm(OSFS{}, path); !errors.As(err, &corrupt) || corrupt.Path != path {
 		t.Errorf("ReadAlarm of a damaged file: %v, want a *CorruptError naming it", err)
 	}
 }

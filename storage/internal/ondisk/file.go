@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"io"
 	"os"
-	"runtime"
 )
 
 // TempPath returns the temporary file [WriteFile] writes path's new content
@@ -12,8 +11,8 @@ import (
 // removed or overwritten.
 func TempPath(path string) string { return path + ".tmp" }
 
-// WriteFile replaces the content of the file at path (creating it if need
-// be) with what write writes into the io.Writer it is given, which buffers
+// WriteFile replaces the content of the file at path of fsys (creating it if
+// need be) with what write writes into the io.Writer it is given, which buffers
 // it. The content goes into [TempPath](path), which is fsynced (F_FULLFSYNC
 // on macOS), closed, and renamed over path: whatever happens, path holds
 // either its old content or the new one, whole, never a mix. If write or any
@@ -21,11 +20,11 @@ func TempPath(path string) string { return path + ".tmp" }
 // own error as it returned it).
 //
 // The rename is durable only once the directory is synced: the caller calls
-// [SyncDir] after a WriteFile that returned nil. Two WriteFile calls on the
+// fsys.SyncDir after a WriteFile that returned nil. Two WriteFile calls on the
 // same path must not run at the same time: they share the temporary file.
-func WriteFile(path string, write func(w io.Writer) error) error {
+func WriteFile(fsys FS, path string, write func(w io.Writer) error) error {
 	tmp := TempPath(path)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := fsys.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err // nothing created: nothing to remove
 	}
@@ -41,29 +40,11 @@ func WriteFile(path string, write func(w io.Writer) error) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = fsys.Rename(tmp, path)
 	}
 	if err != nil {
-		os.Remove(tmp)
+		fsys.Remove(tmp)
 		return err
 	}
 	return nil
-}
-
-// SyncDir fsyncs the directory dir, so that the files created, renamed or
-// removed in it survive a crash. Windows cannot, and need not: it returns
-// nil there.
-func SyncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

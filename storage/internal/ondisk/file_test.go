@@ -31,17 +31,17 @@ func TestWriteFile(t *testing.T) {
 			t.Fatalf("%s: the temporary file is left: %v", what, err)
 		}
 	}
-	if err := WriteFile(path, writeAll([]byte("old"))); err != nil {
+	if err := WriteFile(OSFS{}, path, writeAll([]byte("old"))); err != nil {
 		t.Fatal(err)
 	}
 	check("created", []byte("old"))
-	if err := SyncDir(dir); err != nil {
+	if err := (OSFS{}).SyncDir(dir); err != nil {
 		t.Fatal(err)
 	}
 
 	// A writer failing halfway leaves the old content.
 	boom := errors.New("boom")
-	err := WriteFile(path, func(w io.Writer) error {
+	err := WriteFile(OSFS{}, path, func(w io.Writer) error {
 		w.Write(bytes.Repeat([]byte("new"), 10000))
 		return boom
 	})
@@ -55,7 +55,7 @@ func TestWriteFile(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(TempPath(path), "x"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteFile(path, writeAll([]byte("new"))); err == nil {
+	if err := WriteFile(OSFS{}, path, writeAll([]byte("new"))); err == nil {
 		t.Fatal("WriteFile with a directory at the temporary path: no error")
 	}
 	if got, _ := os.ReadFile(path); string(got) != "old" {
@@ -66,11 +66,11 @@ func TestWriteFile(t *testing.T) {
 	}
 	os.RemoveAll(TempPath(path))
 
-	if err := WriteFile(path, writeAll([]byte("new"))); err != nil {
+	if err := WriteFile(OSFS{}, path, writeAll([]byte("new"))); err != nil {
 		t.Fatal(err)
 	}
 	check("replaced", []byte("new"))
-	if err := SyncDir(filepath.Join(dir, "missing")); err == nil {
+	if err := (OSFS{}).SyncDir(filepath.Join(dir, "missing")); err == nil {
 		t.Error("SyncDir of a missing directory: no error")
 	}
 }
@@ -81,7 +81,7 @@ func TestWriteFile(t *testing.T) {
 func TestWriteFileNeverMixed(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "f")
 	a, b := bytes.Repeat([]byte("a"), 64<<10), bytes.Repeat([]byte("b"), 100<<10)
-	if err := WriteFile(path, writeAll(a)); err != nil {
+	if err := WriteFile(OSFS{}, path, writeAll(a)); err != nil {
 		t.Fatal(err)
 	}
 	var stop atomic.Bool
@@ -112,7 +112,7 @@ func TestWriteFileNeverMixed(t *testing.T) {
 		}
 		// Written in small pieces, so a reader of a file written in
 		// place would catch it half done.
-		err := WriteFile(path, func(w io.Writer) error {
+		err := WriteFile(OSFS{}, path, func(w io.Writer) error {
 			for p := content; len(p) > 0; p = p[min(len(p), 1000):] {
 				if _, err := w.Write(p[:min(len(p), 1000)]); err != nil {
 					return err

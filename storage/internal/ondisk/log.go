@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"os"
 )
 
 const (
@@ -53,7 +52,7 @@ func WriteLog(w io.Writer, ops []Op) error {
 // by a good one, a record whose CRC matches but whose operations do not
 // parse) is a [*CorruptError], and f is left as it was; records before the
 // damage have been applied then, and the caller discards what it built.
-func Replay(f *os.File, apply func([]Op)) (int64, error) {
+func Replay(f File, apply func([]Op)) (int64, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return 0, err
@@ -105,7 +104,7 @@ func Replay(f *os.File, apply func([]Op)) (int64, error) {
 // bytes, is. If no good record follows it, it is a torn last write: the log
 // is truncated before it, and off returned. Otherwise the log is damaged and
 // left alone.
-func dropTornTail(f *os.File, off, end int64) (int64, error) {
+func dropTornTail(f File, off, end int64) (int64, error) {
 	corrupt := &CorruptError{Path: f.Name(), Detail: fmt.Sprintf("bad record at offset %d of %d", off, end)}
 	if end-off > HeaderLen+MaxRecord {
 		return 0, corrupt // more than one write could have left

@@ -26,10 +26,14 @@
 //
 // [WriteFile] writes a file's new content into path+".tmp" ([TempPath]),
 // fsyncs it and renames it over path, so that path holds its old content or
-// its new content, whole; [SyncDir] then makes the rename durable.
+// its new content, whole; [FS.SyncDir] then makes the rename durable.
 //
-// Errors from the file system are returned as the os package returns them
-// (they name the file); damage to a file's content is a [*CorruptError].
+// # File system
+//
+// Every file operation goes through an [FS]: [OSFS] in production, a double
+// in tests that loses what was not synced at a simulated power cut. Errors
+// from the file system are returned as the os package returns them (they
+// name the file); damage to a file's content is a [*CorruptError].
 package ondisk
 
 import "hash/crc32"
