@@ -192,7 +192,7 @@ func readContent(d *Decoder, ref byte) (Content, error) {
 	switch ref {
 	case 1:
 		n, err := d.ReadVarUint()
-		return &ContentDeleted{Length: n}, err
+		return d.slabs.contentDeleted(n), err
 	case 2:
 		return readContentJSON(d)
 	case 3:
@@ -200,7 +200,7 @@ func readContent(d *Decoder, ref byte) (Content, error) {
 		return &ContentBinary{Data: append([]byte{}, b...)}, err
 	case 4:
 		s, err := d.ReadVarString()
-		return &ContentString{Text: s}, err
+		return d.slabs.contentString(s), err
 	case 5:
 		s, err := readJSONText(d)
 		return &ContentEmbed{JSON: s}, err

@@ -1,6 +1,7 @@
 package yjs
 
 import (
+	"fmt"
 	"math"
 	"unicode/utf8"
 )
@@ -14,6 +15,11 @@ import (
 type Decoder struct {
 	buf []byte
 	pos int
+	// text, when set, is string(buf): strings are cut from it instead of
+	// each being copied.
+	text string
+	// slabs, when set, allocates the structs of an update.
+	slabs *structSlabs
 }
 
 // NewDecoder returns a Decoder reading b from its start. The Decoder does not
@@ -28,7 +34,7 @@ func (d *Decoder) Remaining() int { return len(d.buf) - d.pos }
 
 // fail returns an error wrapping ErrMalformed that names the current offset.
 func (d *Decoder) fail(format string, args ...any) error {
-	return malformed("at byte %d: "+format, append([]any{d.pos}, args...)...)
+	return &decodeError{offset: d.pos, reason: fmt.Sprintf(format, args...)}
 }
 
 // ReadUint8 reads one byte.
@@ -145,6 +151,9 @@ func (d *Decoder) ReadVarString() (string, error) {
 	}
 	if !utf8.Valid(b) {
 		return "", d.fail("string of %d bytes is not valid UTF-8", len(b))
+	}
+	if d.text != "" {
+		return d.text[d.pos-len(b) : d.pos], nil
 	}
 	return string(b), nil
 }

@@ -1,7 +1,5 @@
 package yjs
 
-import "fmt"
-
 // DiffUpdate returns what an encoded v1 update holds beyond an encoded state
 // vector: what Y.diffUpdate returns. Each client's structs start at the first
 // tick the state vector lacks (a struct that straddles it is sliced there);
@@ -11,13 +9,13 @@ import "fmt"
 func DiffUpdate(update, stateVector []byte) ([]byte, error) {
 	u, err := DecodeUpdate(update)
 	if err != nil {
-		return nil, err
+		return nil, within(err, "diff")
 	}
 	sv, err := DecodeStateVector(stateVector)
 	if err != nil {
-		return nil, fmt.Errorf("diff: %w", err)
+		return nil, within(err, "diff")
 	}
-	return u.Diff(sv).Encode(), nil
+	return u.Diff(sv).encodeSized(len(update)), nil
 }
 
 // Diff is DiffUpdate on a decoded update. The result may share Content with

@@ -5,14 +5,41 @@ import (
 	"fmt"
 )
 
-// ErrMalformed is wrapped by every error this package returns for input it
-// cannot accept: truncated bytes, values out of range, encodings yjs never
-// produces, and structures that would make a later merge or diff wrong. The
-// wrapping error says where (the byte offset and, for updates, the client and
-// struct) and why. Test with errors.Is(err, ErrMalformed).
+// ErrMalformed is matched (errors.Is) by every error this package returns for
+// input it cannot accept: truncated bytes, values out of range, encodings yjs
+// never produces, and structures that would make a later merge or diff wrong.
+// The error's text says where (the byte offset and, for updates, the client
+// and struct) and why.
 var ErrMalformed = errors.New("yjs: malformed input")
 
-// malformed returns an error wrapping ErrMalformed.
+// decodeError is a refusal of input: where it was found and why.
+type decodeError struct {
+	context string // what was being read, outermost first, each ending in ": "
+	offset  int    // -1 when no single byte is to blame
+	reason  string
+}
+
+func (e *decodeError) Error() string {
+	if e.offset < 0 {
+		return fmt.Sprintf("%v: %s%s", ErrMalformed, e.context, e.reason)
+	}
+	return fmt.Sprintf("%v: %sat byte %d: %s", ErrMalformed, e.context, e.offset, e.reason)
+}
+
+// Is reports whether target is ErrMalformed.
+func (e *decodeError) Is(target error) bool { return target == ErrMalformed }
+
+// malformed returns a refusal that no single byte is to blame for.
 func malformed(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+	return &decodeError{offset: -1, reason: fmt.Sprintf(format, args...)}
+}
+
+// within adds what was being read to a refusal's context; other errors and
+// nil are returned as they are.
+func within(err error, format string, args ...any) error {
+	var de *decodeError
+	if errors.As(err, &de) {
+		de.context = fmt.Sprintf(format, args...) + ": " + de.context
+	}
+	return err
 }

@@ -3,7 +3,6 @@ package yjs
 import (
 	"bytes"
 	"cmp"
-	"fmt"
 	"slices"
 )
 
@@ -22,7 +21,11 @@ func MergeUpdates(updates ...[]byte) ([]byte, error) {
 	if len(updates) == 1 {
 		return bytes.Clone(updates[0]), nil
 	}
-	return Merge(decoded...).Encode(), nil
+	size := 0
+	for _, b := range updates {
+		size += len(b)
+	}
+	return Merge(decoded...).encodeSized(size), nil
 }
 
 func decodeUpdates(updates [][]byte) ([]*Update, error) {
@@ -30,7 +33,7 @@ func decodeUpdates(updates [][]byte) ([]*Update, error) {
 	for i, b := range updates {
 		u, err := DecodeUpdate(b)
 		if err != nil {
-			return nil, fmt.Errorf("update %d of %d: %w", i+1, len(updates), err)
+			return nil, within(err, "merge: input %d of %d", i+1, len(updates))
 		}
 		decoded[i] = u
 	}

@@ -1,7 +1,5 @@
 package yjs
 
-import "fmt"
-
 // StateVector says, client by client, how many ticks of each client's
 // history a document or update holds from clock 0 on. Entries are in encoded
 // order; yjs writes the clients of a document in no particular order. A
@@ -22,19 +20,19 @@ func DecodeStateVector(b []byte) (StateVector, error) {
 	d := NewDecoder(b)
 	n, err := d.readLen("state vector size", 2)
 	if err != nil {
-		return nil, fmt.Errorf("state vector: %w", err)
+		return nil, within(err, "state vector")
 	}
 	sv := make(StateVector, n)
 	for i := range sv {
 		if sv[i].Client, err = d.ReadVarUint(); err != nil {
-			return nil, fmt.Errorf("state vector: %w", err)
+			return nil, within(err, "state vector")
 		}
 		if sv[i].Clock, err = d.ReadVarUint(); err != nil {
-			return nil, fmt.Errorf("state vector: %w", err)
+			return nil, within(err, "state vector")
 		}
 	}
 	if d.Remaining() > 0 {
-		return nil, fmt.Errorf("state vector: %w", d.fail("%d trailing bytes", d.Remaining()))
+		return nil, within(d.fail("%d trailing bytes", d.Remaining()), "state vector")
 	}
 	return sv, nil
 }

@@ -138,7 +138,7 @@ func readID(d *Decoder) (*ID, error) {
 		return nil, err
 	}
 	clock, err := d.ReadVarUint()
-	return &ID{Client: client, Clock: clock}, err
+	return d.slabs.id(client, clock), err
 }
 
 // readStruct reads one struct and refuses one that takes no ticks.
@@ -154,9 +154,9 @@ func readStruct(d *Decoder) (Struct, error) {
 		if err != nil {
 			return nil, err
 		}
-		s = &Skip{Length: n}
-		if info == infoGC {
-			s = &GC{Length: n}
+		s = d.slabs.gc(n)
+		if info == infoSkip {
+			s = &Skip{Length: n}
 		}
 	case ref >= contentRefFirst && ref <= contentRefLast:
 		if s, err = readItem(d, info); err != nil {
@@ -172,7 +172,7 @@ func readStruct(d *Decoder) (Struct, error) {
 }
 
 func readItem(d *Decoder, info byte) (*Item, error) {
-	it := &Item{}
+	it := d.slabs.item()
 	var err error
 	if info&infoOrigin != 0 {
 		if it.Origin, err = readID(d); err != nil {

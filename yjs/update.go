@@ -2,7 +2,6 @@ package yjs
 
 import (
 	"bytes"
-	"fmt"
 )
 
 // Update is a decoded Yjs update in the v1 format (what Y.encodeStateAsUpdate
@@ -35,30 +34,30 @@ type ClientStructs struct {
 // what yjs never writes and what would make merging or diffing wrong: structs
 // of length 0, a client's run that is empty, starts with a Skip or appears
 // twice, clocks beyond MaxSafeInteger, overlong numbers and trailing bytes.
-// The result shares no memory with b.
+// The result shares no memory with b (its strings share one copy of b).
 func DecodeUpdate(b []byte) (*Update, error) {
-	d := NewDecoder(b)
+	d := &Decoder{buf: b, text: string(b), slabs: &structSlabs{}}
 	n, err := d.readLen("client count", 4)
 	if err != nil {
-		return nil, fmt.Errorf("update: %w", err)
+		return nil, within(err, "update")
 	}
 	u := &Update{Clients: make([]ClientStructs, n)}
 	seen := make(map[uint64]bool, n)
 	for i := range u.Clients {
 		c := &u.Clients[i]
 		if err := c.decode(d); err != nil {
-			return nil, fmt.Errorf("update: client %d (run %d of %d): %w", c.Client, i+1, n, err)
+			return nil, within(err, "update: client %d (run %d of %d)", c.Client, i+1, n)
 		}
 		if seen[c.Client] {
-			return nil, fmt.Errorf("update: %w", malformed("client %d has two runs", c.Client))
+			return nil, within(malformed("client %d has two runs", c.Client), "update")
 		}
 		seen[c.Client] = true
 	}
 	if u.Deletes, err = readDeleteSet(d); err != nil {
-		return nil, fmt.Errorf("update: delete set: %w", err)
+		return nil, within(err, "update: delete set")
 	}
 	if d.Remaining() > 0 {
-		return nil, fmt.Errorf("update: %w", d.fail("%d bytes after the delete set", d.Remaining()))
+		return nil, within(d.fail("%d bytes after the delete set", d.Remaining()), "update")
 	}
 	return u, nil
 }
@@ -82,7 +81,7 @@ func (c *ClientStructs) decode(d *Decoder) error {
 	for i := range c.Structs {
 		s, err := readStruct(d)
 		if err != nil {
-			return fmt.Errorf("struct %d at clock %d: %w", i, clock, err)
+			return within(err, "struct %d at clock %d", i, clock)
 		}
 		if _, skip := s.(*Skip); skip && i == 0 {
 			return d.fail("the run starts with a Skip")
@@ -100,8 +99,11 @@ func (c *ClientStructs) decode(d *Decoder) error {
 // and for those this package's functions build, the result is what yjs would
 // write and DecodeUpdate accepts it. An Update built by hand should pass
 // Validate first: Encode does not check it.
-func (u *Update) Encode() []byte {
-	e := &Encoder{}
+func (u *Update) Encode() []byte { return u.encodeSized(0) }
+
+// encodeSized encodes u into a buffer of capacity sizeHint to start with.
+func (u *Update) encodeSized(sizeHint int) []byte {
+	e := &Encoder{buf: make([]byte, 0, sizeHint)}
 	u.encode(e)
 	return e.Bytes()
 }
@@ -126,7 +128,7 @@ func (u *Update) Validate() error {
 	for _, c := range u.Clients {
 		for i, s := range c.Structs {
 			if err := validStruct(s); err != nil {
-				return fmt.Errorf("update: client %d, struct %d: %w", c.Client, i, err)
+				return within(err, "update: client %d, struct %d", c.Client, i)
 			}
 		}
 	}
@@ -136,7 +138,7 @@ func (u *Update) Validate() error {
 		return err
 	}
 	if !bytes.Equal(back.Encode(), b) {
-		return malformed("update does not encode what it holds")
+		return within(malformed("it does not encode what it holds"), "update")
 	}
 	return nil
 }
