@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Real clients against the Go server: the partysocket suite (interop/test), then
-# the chat example in Debian's Chromium (interop/browser). Installs what it needs
-# on a clean machine: the npm packages from interop/package-lock.json, and the
-# chromium package if missing (never a downloaded browser build).
+# Real clients against the Go server: the partysocket suite (interop/test), the
+# chat example in Debian's Chromium (interop/browser), then the chat behind nginx
+# with TLS, running docs/deployment/nginx.conf (interop/proxy). Installs what it
+# needs on a clean machine: the npm packages from interop/package-lock.json, and
+# Debian's chromium, nginx and openssl packages if missing (never a downloaded
+# browser build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
@@ -17,6 +19,21 @@ if [ ! -x "$chromium_bin" ]; then
 fi
 "$chromium_bin" --version 2>/dev/null  # (its launcher script prints a harmless warning on stderr)
 
+# nginx for the reverse-proxy test, openssl for its certificate. The test runs
+# its own nginx (its own config, temporary directory and free port): an nginx
+# service the package may start is left alone.
+nginx_bin="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
+missing=()
+[ -x "$nginx_bin" ] || missing+=(nginx)
+command -v openssl >/dev/null || missing+=(openssl)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+"$nginx_bin" -v
+
 echo "== npm ci (interop)"
 (cd interop && npm ci --no-audit --no-fund)
 
@@ -25,3 +42,6 @@ echo "== interop suite: partysocket $(node -p 'require("./interop/node_modules/p
 
 echo "== browser test: examples/chat in Chromium"
 (cd interop && timeout 300 npm run test:browser)
+
+echo "== reverse proxy: examples/chat behind nginx with TLS (docs/deployment/nginx.conf)"
+(cd interop && timeout 300 node --test --test-timeout=120000 --test-force-exit proxy/)
