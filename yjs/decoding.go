@@ -112,12 +112,14 @@ func (d *Decoder) readVarIntSign() (negative bool, mag uint64, err error) {
 // readLen reads a varUint that counts things of at least minSize bytes each
 // still to come, and refuses a count the remaining bytes cannot hold.
 func (d *Decoder) readLen(what string, minSize int) (int, error) {
+	start := d.pos
 	n, err := d.ReadVarUint()
 	if err != nil {
 		return 0, err
 	}
-	if n > uint64(d.Remaining()/minSize) {
-		return 0, d.fail("%s %d exceeds what the %d bytes left can hold", what, n, d.Remaining())
+	if left := d.Remaining(); n > uint64(left/minSize) {
+		d.pos = start
+		return 0, d.fail("%s %d exceeds what the %d bytes after it can hold", what, n, left)
 	}
 	return int(n), nil
 }

@@ -204,3 +204,28 @@ func TestDecodeStateVectorRefuses(t *testing.T) {
 		t.Errorf("DiffUpdate with a truncated state vector: %v", err)
 	}
 }
+
+// Validate refuses updates that Encode would not write faithfully.
+func TestValidateRefuses(t *testing.T) {
+	key, root := "k", &Parent{IsRoot: true, Root: "r"}
+	for _, c := range []struct {
+		name string
+		s    Struct
+	}{
+		{"nil struct", nil},
+		{"nil GC", (*GC)(nil)},
+		{"nil content", &Item{Parent: root, Content: (*ContentString)(nil)}},
+		{"no parent", &Item{Content: &ContentString{Text: "x"}}},
+		{"origin and parent", &Item{Origin: &ID{}, Parent: root, Content: &ContentString{Text: "x"}}},
+		{"origin and key", &Item{Origin: &ID{}, ParentSub: &key, Content: &ContentString{Text: "x"}}},
+		{"key bit without origin", &Item{Parent: root, ParentSubBit: true, Content: &ContentString{Text: "x"}}},
+		{"named array", &Item{Parent: root, Content: &ContentType{Ref: TypeArray, Name: "p"}}},
+		{"type ref 0", &Item{Parent: root, Content: &ContentType{}}},
+		{"empty string", &Item{Parent: root, Content: &ContentString{}}},
+	} {
+		u := &Update{Clients: []ClientStructs{{Client: 1, Structs: []Struct{c.s}}}}
+		if err := u.Validate(); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: Validate = %v, want ErrMalformed", c.name, err)
+		}
+	}
+}
