@@ -40,6 +40,9 @@ echo "== npm ci (interop)"
 echo "== interop suite: partysocket $(node -p 'require("./interop/node_modules/partysocket/package.json").version') against interop/server"
 (cd interop && timeout 600 npm test)
 
+echo "== yjs: the committed fixtures and our update operations checked by the npm yjs"
+(cd interop && timeout 600 npm run test:yjs)
+
 echo "== browser test: examples/chat in Chromium"
 (cd interop && timeout 300 npm run test:browser)
 
