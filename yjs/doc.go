@@ -18,11 +18,16 @@
 //     a merge or diff produce something yjs fails on, is refused with an error
 //     wrapping ErrMalformed; no input makes this package panic.
 //
-// Not implemented yet: the v2 update format, a document model (applying an
-// update to shared types, garbage collection, reading text or maps),
-// y-protocols' sync and awareness messages, and a room Server speaking them.
+//   - A room Server (NewServer) for party: y-protocols' sync, awareness and
+//     auth messages as y-websocket's and y-partykit's providers speak them,
+//     the document kept in the room's Storage (an update log compacted into
+//     a snapshot), Options.Load and a debounced Options.OnChange, and
+//     Server.Document and Server.Apply for the app's own reads and writes.
 //
-// Everything here is pure: functions take bytes or values and return new
-// ones, and are safe to call from any number of goroutines on distinct or
-// shared inputs as long as nobody changes those inputs meanwhile.
+// Not implemented yet: the v2 update format, and a document model (applying
+// an update to shared types, garbage collection, reading text or maps).
+//
+// Everything here but the Server is pure: functions take bytes or values and
+// return new ones, and are safe to call from any number of goroutines on
+// distinct or shared inputs as long as nobody changes those inputs meanwhile.
 package yjs

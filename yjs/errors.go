@@ -43,3 +43,23 @@ func within(err error, format string, args ...any) error {
 	}
 	return err
 }
+
+// Errors of the room Server ([Server]), given to Options.OnError and
+// returned by [Server.Apply] and [Server.Document], wrapped with what was
+// refused (test them with errors.Is). A message refused with ErrMalformed
+// closes its connection with 1007 (StatusInvalidPayload).
+var (
+	// ErrTooLarge is wrapped by the refusal of an update over
+	// Options.MaxUpdateBytes, or of one that would take the document past
+	// Options.MaxDocumentBytes. A client's message refused so closes its
+	// connection with 1009 (StatusMessageTooBig).
+	ErrTooLarge = errors.New("yjs: too large")
+	// ErrUnsupported is wrapped by the refusal of a message that is not part
+	// of what a client sends in the y-websocket protocol: a text message, an
+	// auth message, an unknown message or sync type. Its connection is
+	// closed with 1003 (unsupported data).
+	ErrUnsupported = errors.New("yjs: unsupported message")
+	// ErrNotStarted is returned by a Server whose OnStart has not run or
+	// failed: its document is not loaded yet.
+	ErrNotStarted = errors.New("yjs: server not started (its OnStart has not run, or failed)")
+)
