@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -351,4 +352,101 @@ func normalized(t testing.TB, b []byte) []byte {
 		t.Fatalf("decode %x: %v", b, err)
 	}
 	return Merge(u).Encode()
+}
+
+// shutdown shuts the Host down, as a restart would.
+func (h *testHost) shutdown() {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.host.Shutdown(ctx); err != nil {
+		h.t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// dropped waits (up to 5 seconds) until the room is no longer in memory.
+func (h *testHost) dropped(room string) {
+	h.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for h.host.Room(party.DefaultParty, room) != nil {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("room %s still in memory after 5s", room)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// storedKeys lists the keys of room (in party main) in store.
+func storedKeys(t testing.TB, store storage.Provider, room string) []string {
+	t.Helper()
+	st, err := store.Open(party.DefaultParty, room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	kvs, err := st.List(storage.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := make([]string, len(kvs))
+	for i, kv := range kvs {
+		keys[i] = kv.Key
+	}
+	return keys
+}
+
+// countKeys returns how many of keys are snapshot chunks and log entries.
+func countKeys(keys []string) (chunks, logged int) {
+	for _, k := range keys {
+		switch {
+		case strings.HasPrefix(k, docPrefix):
+			chunks++
+		case strings.HasPrefix(k, logPrefix):
+			logged++
+		}
+	}
+	return chunks, logged
+}
+
+// flakyStore is a MemoryStore whose rooms' Puts fail while fail is set, and
+// that counts the Puts that succeeded.
+type flakyStore struct {
+	*storage.MemoryStore
+	fail atomic.Bool
+	puts atomic.Int64
+}
+
+func (f *flakyStore) Open(partyName, room string) (storage.Storage, error) {
+	st, err := f.MemoryStore.Open(partyName, room)
+	if err != nil {
+		return nil, err
+	}
+	return &flakyStorage{Storage: st, store: f}, nil
+}
+
+type flakyStorage struct {
+	storage.Storage
+	store *flakyStore
+}
+
+var errDiskOnFire = errors.New("disk on fire")
+
+func (s *flakyStorage) Put(key string, value []byte) error {
+	if s.store.fail.Load() {
+		return errDiskOnFire
+	}
+	s.store.puts.Add(1)
+	return s.Storage.Put(key, value)
+}
+
+// discard reads and drops messages in the background until the connection
+// ends, so that the client answers the server's close frame.
+func (c *yclient) discard() {
+	go func() {
+		for {
+			if _, _, err := c.conn.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
 }
