@@ -6,21 +6,17 @@
 //
 //   - lib0's binary encoding as Yjs and y-protocols use it (Encoder, Decoder):
 //     varUint, varInt, varUint8Array, varString and the "any" values (Any).
-//
 //   - The v1 update format (DecodeUpdate, Update.Encode): runs of GC, Skip
 //     and Item structs with every content kind, and the delete set. Decoding
 //     then encoding gives back every update yjs writes byte for byte. Clocks
 //     count UTF-16 code units in strings, as in JavaScript.
-//
 //   - The document-free operations of yjs's src/utils/updates.js:
 //     MergeUpdates (Y.mergeUpdates), EncodeStateVectorFromUpdate
 //     (Y.encodeStateVectorFromUpdate) and DiffUpdate (Y.diffUpdate), with the
 //     decoded forms Merge, Update.StateVector and Update.Diff.
-//
 //   - Strict decoding: input that yjs would fail on, and input that could make
 //     a merge or diff produce something yjs fails on, is refused with an error
 //     wrapping ErrMalformed; no input makes this package panic.
-//
 //   - A room Server (NewServer) for party: y-protocols' sync, awareness and
 //     auth messages as y-websocket's and y-partykit's providers speak them,
 //     the document kept in the room's Storage (an update log compacted into
