@@ -119,7 +119,7 @@ func (r *Room) ring(gen uint64) {
 		return
 	}
 	if on := r.handlers.alarm; on != nil {
-		_ = r.runHandler("OnAlarm", nil, on.OnAlarm)
+		_ = r.runHandler(handlerOnAlarm, nil, on.OnAlarm)
 	}
 	r.alarmMu.Lock()
 	r.life.Lock()

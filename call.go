@@ -31,7 +31,7 @@ func (r *Room) Call(ctx context.Context, party, id string, f func(Server) error)
 // runCall runs a Call's f with the room's Server; the caller holds the turn.
 func (r *Room) runCall(f func(Server) error) error {
 	var err error
-	if perr := r.runHandler("Call", nil, func() { err = f(r.server) }); perr != nil {
+	if perr := r.runHandler(handlerCall, nil, func() { err = f(r.server) }); perr != nil {
 		return perr
 	}
 	return err

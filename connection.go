@@ -26,10 +26,11 @@ type Connection struct {
 	spare        []Message // the writer's last batch, reused
 	pendingMsgs  int       // queued or being written
 	pendingBytes int
-	writing      bool // a writer goroutine runs
-	closeWrite   bool // the writer sends the close frame once the queue is empty
-	pingDue      bool // the writer sends a ping frame
-	finished     bool // the connection is gone: no new goroutines
+	writing      bool        // a writer goroutine runs
+	closeWrite   bool        // the writer sends the close frame once the queue is empty
+	pingDue      bool        // the writer sends a ping frame
+	finished     bool        // the connection is gone: no new goroutines
+	why          CloseReason // what closed it, for the stats; set with code
 	code         StatusCode
 	reason       string
 	err          error // why the connection failed, for OnError
@@ -97,11 +98,13 @@ func (c *Connection) Send(msg Message) error {
 	c.mu.Lock()
 	if c.closing.Load() {
 		c.mu.Unlock()
+		c.room.factory.stats.refusedSend.Add(1)
 		return ErrConnectionClosed
 	}
 	if c.pendingMsgs > 0 && (c.pendingMsgs >= h.sendQueueMessages() || c.pendingBytes+n > h.sendQueueBytes()) {
 		c.mu.Unlock()
-		c.abort(StatusPolicyViolation, "send queue full", ErrSendQueueFull)
+		c.abort(StatusPolicyViolation, "send queue full", ErrSendQueueFull, ClosedSlow)
+		c.room.factory.stats.refusedSend.Add(1)
 		return ErrSendQueueFull
 	}
 	c.queue = append(c.queue, msg)
@@ -119,13 +122,14 @@ func (c *Connection) Send(msg Message) error {
 // reason longer than 123 bytes is cut. Closing a closed connection does
 // nothing. OnClose runs once the client has answered or the socket is gone.
 func (c *Connection) Close(code StatusCode, reason string) {
-	c.closeAfterQueue(code, reason, nil)
+	c.closeAfterQueue(code, reason, nil, ClosedByServer)
 }
 
-func (c *Connection) closeAfterQueue(code StatusCode, reason string, err error) {
+// closeAfterQueue is Close, for the reason why (and err, for OnError).
+func (c *Connection) closeAfterQueue(code StatusCode, reason string, err error, why CloseReason) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.setClosingLocked(code, reason, err) {
+	if !c.setClosingLocked(code, reason, err, why) {
 		return
 	}
 	c.closeWrite = true
@@ -135,9 +139,9 @@ func (c *Connection) closeAfterQueue(code StatusCode, reason string, err error) 
 // abort closes the connection now, dropping what is still queued. The close
 // frame is attempted in the background; it cannot wait for a client that
 // does not read.
-func (c *Connection) abort(code StatusCode, reason string, err error) {
+func (c *Connection) abort(code StatusCode, reason string, err error, why CloseReason) {
 	c.mu.Lock()
-	c.setClosingLocked(code, reason, err)
+	c.setClosingLocked(code, reason, err, why)
 	c.pendingMsgs -= len(c.queue)
 	for _, m := range c.queue {
 		c.pendingBytes -= len(m.Bytes())
@@ -162,9 +166,9 @@ func (c *Connection) abort(code StatusCode, reason string, err error) {
 	}
 }
 
-// setClosingLocked records the first close status; it reports whether the
-// connection was still open.
-func (c *Connection) setClosingLocked(code StatusCode, reason string, err error) bool {
+// setClosingLocked records the first close status, and why it came; it
+// reports whether the connection was still open.
+func (c *Connection) setClosingLocked(code StatusCode, reason string, err error, why CloseReason) bool {
 	if c.closing.Load() {
 		return false
 	}
@@ -172,19 +176,19 @@ func (c *Connection) setClosingLocked(code StatusCode, reason string, err error)
 		code = StatusNormalClosure
 	}
 	c.closing.Store(true)
-	c.code, c.reason, c.err = code, truncateReason(reason), err
+	c.code, c.reason, c.err, c.why = code, truncateReason(reason), err, why
 	return true
 }
 
 // setReadStatusLocked records the status found by the read loop, replacing
 // one set by a write that failed because of it.
-func (c *Connection) setReadStatusLocked(code StatusCode, reason string, err error) bool {
+func (c *Connection) setReadStatusLocked(code StatusCode, reason string, err error, why CloseReason) bool {
 	if c.writeFailed {
 		c.writeFailed = false
-		c.code, c.reason, c.err = code, truncateReason(reason), err
+		c.code, c.reason, c.err, c.why = code, truncateReason(reason), err, why
 		return true
 	}
-	return c.setClosingLocked(code, reason, err)
+	return c.setClosingLocked(code, reason, err, why)
 }
 
 func (c *Connection) isClosing() bool { return c.closing.Load() }

@@ -41,13 +41,14 @@ import (
 // MaxRooms/MaxConnectionsPerRoom.
 func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.enter() {
-		http.Error(w, "party: server is shutting down", http.StatusServiceUnavailable)
+		key, _ := h.route(r)
+		h.refuse(w, r, key, &HTTPError{http.StatusServiceUnavailable, "server is shutting down"})
 		return
 	}
 	defer h.leave()
 	key, err := h.route(r)
 	if err != nil {
-		refuse(w, err)
+		h.refuse(w, r, key, err)
 		return
 	}
 	if headerHasToken(r.Header, "Upgrade", "websocket") {
@@ -56,12 +57,12 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r, err = runHook(h.BeforeRequest, r, key)
 	if err != nil {
-		refuse(w, err)
+		h.refuse(w, r, key, err)
 		return
 	}
 	room, err := h.acquire(key, false)
 	if err != nil {
-		refuse(w, err)
+		h.refuse(w, r, key, err)
 		return
 	}
 	defer room.release(false)
@@ -74,14 +75,15 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Host) serveWebSocket(w http.ResponseWriter, r *http.Request, key roomKey) {
-	r, id, err := h.checkUpgrade(w, r, key)
+	r2, id, err := h.checkUpgrade(w, r, key)
 	if err != nil {
-		refuse(w, err)
+		h.refuse(w, r, key, err)
 		return
 	}
+	r = r2
 	room, err := h.acquire(key, true)
 	if err != nil {
-		refuse(w, err)
+		h.refuse(w, r, key, err)
 		return
 	}
 
@@ -101,12 +103,16 @@ func (h *Host) serveWebSocket(w http.ResponseWriter, r *http.Request, key roomKe
 	ws.SetReadLimit(h.readLimit())
 	c := &Connection{id: id, uri: requestURI(r), room: room, ws: ws, sock: sock, tags: []string{id}}
 	c.lastActive.Store(time.Now().UnixNano())
+	stats := &room.factory.stats
+	stats.opened.Add(1)
 
 	if startErr != nil {
 		ws.Close(websocket.StatusInternalError, truncateReason(startErr.Error()))
+		stats.closed[ClosedInternalError].Add(1)
 		room.release(true)
 		return
 	}
+	stats.connections.Add(1) // until serve ends
 	joined := room.join(c, r)
 	if joined {
 		h.ensureSweeper()
@@ -297,13 +303,23 @@ func runHook(hook func(*http.Request, string, string) (*http.Request, error), r 
 	return r2, nil
 }
 
-func refuse(w http.ResponseWriter, err error) {
+// refuse answers r with err: an *HTTPError's status and message, or 401 and
+// the error's text. A refused WebSocket upgrade is counted for the party key
+// names, or for none if that is not a registered party.
+func (h *Host) refuse(w http.ResponseWriter, r *http.Request, key roomKey, err error) {
+	status, msg := http.StatusUnauthorized, err.Error()
 	var he *HTTPError
 	if errors.As(err, &he) {
-		http.Error(w, "party: "+he.Message, he.Status)
-		return
+		status, msg = he.Status, he.Message
 	}
-	http.Error(w, "party: "+err.Error(), http.StatusUnauthorized)
+	if headerHasToken(r.Header, "Upgrade", "websocket") {
+		if f, ok := h.parties[key.party]; ok {
+			f.stats.refused.add(status)
+		} else {
+			h.unrouted.add(status)
+		}
+	}
+	http.Error(w, "party: "+msg, status)
 }
 
 func requestURI(r *http.Request) string {

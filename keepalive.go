@@ -43,7 +43,7 @@ func (h *Host) sweep(k *sweeper) {
 					return
 				}
 				if since := c.writeSince.Load(); since != 0 && since < stuck {
-					c.abort(StatusAbnormalClosure, "write timeout", errWriteStuck)
+					c.abort(StatusAbnormalClosure, "write timeout", errWriteStuck, ClosedWriteTimeout)
 					return
 				}
 				if interval <= 0 || !c.reading.Load() {
@@ -57,7 +57,7 @@ func (h *Host) sweep(k *sweeper) {
 					case seen >= sent: // answered, or bytes arriving (a long frame, the pong behind it)
 						c.pingSent.CompareAndSwap(sent, 0)
 					case now.UnixNano()-sent > int64(timeout):
-						c.abort(StatusAbnormalClosure, "keepalive timeout", errKeepalive)
+						c.abort(StatusAbnormalClosure, "keepalive timeout", errKeepalive, ClosedKeepalive)
 					}
 					return
 				}

@@ -34,6 +34,8 @@ func (h *Host) acquire(key roomKey, conn bool) (*Room, error) {
 			v, loaded = h.rooms.LoadOrStore(key, nr)
 			if loaded {
 				h.nrooms.Add(-1) // another request built it first
+			} else {
+				f.stats.rooms.Add(1)
 			}
 		}
 		r := v.(*Room)
@@ -117,6 +119,7 @@ func (r *Room) dropLocked() {
 	}
 	if r.host.rooms.CompareAndDelete(r.key, r) {
 		r.host.nrooms.Add(-1)
+		r.factory.stats.rooms.Add(-1)
 	}
 }
 
@@ -164,12 +167,13 @@ func (r *Room) unlock() { r.turn.Unlock() }
 // start opens the room's storage and schedules its stored alarm, builds its
 // Server and finds its handlers (once), and runs OnStart. The caller holds
 // the turn. A panic in the factory or OnStart is returned as an error
-// wrapping ErrHandlerPanic.
+// wrapping ErrHandlerPanic, and counted as OnStart's.
 func (r *Room) start() (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			r.logPanic("OnStart", nil, p)
-			err = fmt.Errorf("%w: OnStart: %v", ErrHandlerPanic, p)
+			r.factory.stats.panics[handlerOnStart].Add(1)
+			r.logPanic(handlerOnStart.String(), nil, p)
+			err = fmt.Errorf("%w: %s: %v", ErrHandlerPanic, handlerOnStart, p)
 		}
 	}()
 	if err := r.openStorage(); err != nil {
@@ -180,8 +184,12 @@ func (r *Room) start() (err error) {
 		r.factory.checked.Do(func() { reportMismatches(r.host.logger(), r.key.party, s) })
 		r.server, r.handlers = s, discover(s)
 	}
-	if r.handlers.start != nil {
-		if err := r.handlers.start.OnStart(); err != nil {
+	if on := r.handlers.start; on != nil {
+		var err error
+		if perr := r.runHandler(handlerOnStart, nil, func() { err = on.OnStart() }); perr != nil {
+			return perr
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -49,6 +49,13 @@
 // [Room.Broadcast], [Room.GetConnections], [Connection.Send] and
 // [Connection.Close] are safe to call from any goroutine, inside or outside
 // handlers, and never block on the network.
+//
+// # Metrics
+//
+// [Host.Stats] returns what an operator watches, per party: rooms,
+// connections, messages and bytes in and out, sends refused, connections
+// closed by [CloseReason], upgrades refused by HTTP status, handler panics
+// and handler durations. The module party/metrics serves them to Prometheus.
 package party
 
 import (
@@ -96,6 +103,9 @@ const maxIDLength = 256
 //  4. Host.mu, Host.callMu, Room.setMu and Connection.mu are leaves: none is
 //     held while taking another lock of the package. (Connection.mu is held
 //     around peeks at the socket's file descriptor, which take no lock.)
+//
+// The counters of Host.Stats (stats.go) are atomics: they take no lock and
+// may be touched under any of these.
 
 // Host serves the rooms of one or more parties over HTTP. Create it with
 // [Handler], set its fields before it serves its first request, and mount it
@@ -187,6 +197,7 @@ type Host struct {
 	alarmStore storage.AlarmStore   // Storage if it is one, or memStore
 	memStore   *storage.MemoryStore // keeps what Storage does not
 	parties    map[string]*roomFactory
+	unrouted   refusals // upgrades refused for no registered party (see Stats)
 	rooms      sync.Map // roomKey -> *Room
 	nrooms     atomic.Int64
 
@@ -210,6 +221,7 @@ func Handler(factory func(*Room) Server) *Host {
 type roomFactory struct {
 	build   func(*Room) Server
 	checked sync.Once // reportMismatches ran on the first Server built
+	stats   counters
 }
 
 // Party registers a named party, reached at /{Prefix}/{name}/{room}. It must
@@ -252,7 +264,9 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	h.closing.Store(true)
 	h.mu.Unlock()
 
-	h.eachConnection(func(c *Connection) { c.Close(StatusServiceRestart, "server shutting down") })
+	h.eachConnection(func(c *Connection) {
+		c.closeAfterQueue(StatusServiceRestart, "server shutting down", nil, ClosedShutdown)
+	})
 
 	done := make(chan struct{})
 	go func() { h.active.Wait(); close(done) }()
@@ -262,7 +276,7 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 		h.eachConnection(func(c *Connection) {
-			c.abort(StatusServiceRestart, "server shutting down", nil)
+			c.abort(StatusServiceRestart, "server shutting down", nil, ClosedShutdown)
 			// No close handshake: its close frame would wait behind a
 			// write stuck on a client that does not read.
 			c.sock.Close()

@@ -27,6 +27,10 @@ func (c *Connection) serve(joined bool) {
 		r.leave(c)
 		r.turn.Unlock()
 	}
+	c.mu.Lock()
+	why := c.why
+	c.mu.Unlock()
+	r.factory.stats.connectionEnded(why)
 }
 
 // readLoop reads messages until the connection closes and hands them to the
@@ -34,6 +38,7 @@ func (c *Connection) serve(joined bool) {
 // connection still open, to go on on a fresh goroutine (see waitForBytes).
 func (c *Connection) readLoop() bool {
 	r := c.room
+	stats := &r.factory.stats
 	deep := false
 	for {
 		c.reading.Store(true)
@@ -51,13 +56,14 @@ func (c *Connection) readLoop() bool {
 			return true
 		}
 		c.lastActive.Store(time.Now().UnixNano())
+		stats.received(len(data))
 		if c.isClosing() {
 			continue // closing: wait for the client's close frame, drop data
 		}
 		msg := Binary(data)
 		if typ != websocket.MessageBinary {
 			if !utf8.Valid(data) {
-				c.closeAfterQueue(StatusInvalidPayload, "invalid UTF-8 in text message", errInvalidUTF8)
+				c.closeAfterQueue(StatusInvalidPayload, "invalid UTF-8 in text message", errInvalidUTF8, ClosedInvalidUTF8)
 				continue
 			}
 			msg = TextBytes(data)
@@ -68,7 +74,7 @@ func (c *Connection) readLoop() bool {
 		}
 		r.turn.Lock()
 		if !c.left { // a newer connection with the same id may have replaced c meanwhile
-			if err := r.runHandler("OnMessage", c, func() { on.OnMessage(msg, c) }); err != nil {
+			if err := r.runHandler(handlerOnMessage, c, func() { on.OnMessage(msg, c) }); err != nil {
 				r.reportError(c, err)
 			}
 		}
@@ -127,7 +133,7 @@ func (c *Connection) readFailed(err error) {
 		// The client's close frame; coder/websocket has answered it with the
 		// same code and reason.
 		c.mu.Lock()
-		if c.setReadStatusLocked(StatusCode(ce.Code), ce.Reason, nil) && ce.Code == websocket.StatusNoStatusRcvd {
+		if c.setReadStatusLocked(StatusCode(ce.Code), ce.Reason, nil, ClosedByClient) && ce.Code == websocket.StatusNoStatusRcvd {
 			c.code = StatusNoStatus
 		}
 		c.mu.Unlock()
@@ -135,12 +141,12 @@ func (c *Connection) readFailed(err error) {
 		// coder/websocket has sent the 1009 close frame; Close drains the
 		// rest of the message and waits for the client's answer.
 		c.mu.Lock()
-		c.setReadStatusLocked(StatusMessageTooBig, "message too big", err)
+		c.setReadStatusLocked(StatusMessageTooBig, "message too big", err, ClosedTooBig)
 		c.mu.Unlock()
 		c.ws.Close(websocket.StatusMessageTooBig, "message too big")
 	default:
 		c.mu.Lock()
-		c.setClosingLocked(StatusAbnormalClosure, "", err)
+		c.setClosingLocked(StatusAbnormalClosure, "", err, ClosedBroken)
 		c.mu.Unlock()
 	}
 	c.ws.CloseNow()

@@ -123,8 +123,8 @@ func (r *Room) remove(c *Connection) {
 func (r *Room) join(c *Connection, req *http.Request) bool {
 	if t := r.handlers.tagger; t != nil {
 		var tags []string
-		if err := r.runHandler("ConnectionTags", c, func() { tags = t.ConnectionTags(c, req) }); err != nil {
-			c.closeAfterQueue(StatusInternalError, err.Error(), err)
+		if err := r.runHandler(handlerConnectionTags, c, func() { tags = t.ConnectionTags(c, req) }); err != nil {
+			c.closeAfterQueue(StatusInternalError, err.Error(), err, ClosedInternalError)
 			return false
 		}
 		for _, tag := range tags {
@@ -142,16 +142,16 @@ func (r *Room) join(c *Connection, req *http.Request) bool {
 	old := r.set[c.id]
 	r.setMu.RUnlock()
 	if old != nil {
-		old.Close(StatusReplaced, "replaced by a newer connection with the same id")
+		old.closeAfterQueue(StatusReplaced, "replaced by a newer connection with the same id", nil, ClosedReplaced)
 		r.leave(old)
 	}
 	r.add(c)
 	if r.host.closing.Load() {
-		c.Close(StatusServiceRestart, "server shutting down")
+		c.closeAfterQueue(StatusServiceRestart, "server shutting down", nil, ClosedShutdown)
 	}
 	if on := r.handlers.connect; on != nil {
-		if err := r.runHandler("OnConnect", c, func() { on.OnConnect(c, req) }); err != nil {
-			c.closeAfterQueue(StatusInternalError, err.Error(), err)
+		if err := r.runHandler(handlerOnConnect, c, func() { on.OnConnect(c, req) }); err != nil {
+			c.closeAfterQueue(StatusInternalError, err.Error(), err, ClosedInternalError)
 		}
 	}
 	return true
@@ -169,7 +169,7 @@ func (r *Room) leave(c *Connection) {
 		r.reportError(c, err)
 	}
 	if on := r.handlers.close; on != nil {
-		if err := r.runHandler("OnClose", c, func() { on.OnClose(c) }); err != nil {
+		if err := r.runHandler(handlerOnClose, c, func() { on.OnClose(c) }); err != nil {
 			r.reportError(c, err)
 		}
 	}
@@ -184,7 +184,7 @@ func (r *Room) serveRequest(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "party: this room accepts only WebSocket connections (its Server has no OnRequest)", http.StatusUpgradeRequired)
 		return
 	}
-	err := r.runHandler("OnRequest", nil, func() { on.OnRequest(w, req) })
+	err := r.runHandler(handlerOnRequest, nil, func() { on.OnRequest(w, req) })
 	if errors.Is(err, ErrHandlerPanic) {
 		// Best effort: if the handler wrote nothing yet, this becomes the response.
 		http.Error(w, "party: internal error", http.StatusInternalServerError)
@@ -192,18 +192,22 @@ func (r *Room) serveRequest(w http.ResponseWriter, req *http.Request) {
 }
 
 // runHandler runs a handler of the room (the caller holds the turn),
-// recovering a panic: the panic is logged and returned as an error wrapping
-// ErrHandlerPanic.
-func (r *Room) runHandler(name string, c *Connection, f func()) (err error) {
+// recovering a panic: the panic is logged, counted and returned as an error
+// wrapping ErrHandlerPanic. The call is timed for the party's stats.
+func (r *Room) runHandler(id handlerID, c *Connection, f func()) (err error) {
 	returned := false
+	start := time.Now()
 	defer func() {
+		stats := &r.factory.stats
+		stats.durations[id].observe(time.Since(start))
 		if p := recover(); p != nil {
-			r.logPanic(name, c, p)
-			err = fmt.Errorf("%w: %s: %v", ErrHandlerPanic, name, p)
+			stats.panics[id].Add(1)
+			r.logPanic(id.String(), c, p)
+			err = fmt.Errorf("%w: %s: %v", ErrHandlerPanic, id, p)
 		} else if !returned {
 			// runtime.Goexit cannot be stopped: the goroutine is going,
 			// with the room's turn. Say so, where someone will look.
-			r.logGoexit(name, c)
+			r.logGoexit(id.String(), c)
 		}
 	}()
 	f()
@@ -214,7 +218,7 @@ func (r *Room) runHandler(name string, c *Connection, f func()) (err error) {
 // reportError calls OnError, if the Server has it. The caller holds the turn.
 func (r *Room) reportError(c *Connection, err error) {
 	if on := r.handlers.error; on != nil && err != nil {
-		_ = r.runHandler("OnError", c, func() { on.OnError(c, err) })
+		_ = r.runHandler(handlerOnError, c, func() { on.OnError(c, err) })
 	}
 }
 

@@ -106,6 +106,29 @@ type handlers struct {
 	tagger  ConnectionTagger
 }
 
+// handlerID names a handler, in logs and in the counters kept per handler.
+// handlerCall is a function given to Call.
+type handlerID uint8
+
+const (
+	handlerOnStart handlerID = iota
+	handlerOnConnect
+	handlerOnMessage
+	handlerOnClose
+	handlerOnError
+	handlerOnRequest
+	handlerOnAlarm
+	handlerConnectionTags
+	handlerCall
+
+	numHandlers handlerID = iota
+)
+
+func (id handlerID) String() string {
+	return [numHandlers]string{"OnStart", "OnConnect", "OnMessage", "OnClose", "OnError", "OnRequest",
+		"OnAlarm", "ConnectionTags", "Call"}[id]
+}
+
 func discover(s Server) handlers {
 	var hs handlers
 	hs.start, _ = s.(OnStartHandler)

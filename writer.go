@@ -25,6 +25,7 @@ func (c *Connection) startWriterLocked() {
 // writing for longer than WriteTimeout (see writeSince).
 func (c *Connection) writeLoop() {
 	defer c.workers.Done()
+	stats := &c.room.factory.stats
 	for {
 		c.mu.Lock()
 		ping := c.pingDue && !c.closing.Load()
@@ -50,11 +51,16 @@ func (c *Connection) writeLoop() {
 		err := c.writeBatch(batch, ping)
 		c.writeSince.Store(0)
 
+		n := 0
+		for _, m := range batch {
+			n += len(m.Bytes())
+		}
+		if err == nil && len(batch) > 0 {
+			stats.sent(len(batch), n)
+		}
 		c.mu.Lock()
 		c.pendingMsgs -= len(batch)
-		for _, m := range batch {
-			c.pendingBytes -= len(m.Bytes())
-		}
+		c.pendingBytes -= n
 		clear(batch)
 		c.spare = batch[:0]
 		if err != nil {
@@ -62,11 +68,11 @@ func (c *Connection) writeLoop() {
 			// A write also fails when the read loop has just answered the
 			// client's close frame (or sent 1009): that status, which the
 			// read loop records next, is the true one.
-			first := c.setClosingLocked(StatusAbnormalClosure, "write failed", err)
+			first := c.setClosingLocked(StatusAbnormalClosure, "write failed", err, ClosedBroken)
 			c.writeFailed = first
 			c.mu.Unlock()
 			if first {
-				c.abort(StatusAbnormalClosure, "write failed", err)
+				c.abort(StatusAbnormalClosure, "write failed", err, ClosedBroken)
 			} else {
 				c.ws.CloseNow()
 			}
@@ -129,7 +135,7 @@ func (c *Connection) ping(now int64) {
 		// Half a frame on the wire (the kernel short of memory): the stream
 		// cannot go on.
 		c.mu.Unlock()
-		c.abort(StatusAbnormalClosure, "write failed", err)
+		c.abort(StatusAbnormalClosure, "write failed", err, ClosedBroken)
 		return
 	}
 	c.pingDue = !sent // the kernel would not take it at once: the writer sends it
