@@ -14,12 +14,14 @@ import (
 // Connection is one WebSocket connection in a room. Its methods are safe to
 // call from any goroutine.
 type Connection struct {
-	id   string
-	uri  string
-	tags []string
-	room *Room
-	ws   *websocket.Conn
-	sock *wire.Socket
+	id         string
+	uri        string
+	remoteAddr string    // the upgrade request's RemoteAddr, for the inspector
+	opened     time.Time // when the connection joined, for the inspector
+	tags       []string
+	room       *Room
+	ws         *websocket.Conn
+	sock       *wire.Socket
 
 	mu           sync.Mutex
 	queue        []Message // accepted, not yet taken by the writer
@@ -225,3 +227,11 @@ func (c *Connection) finish() {
 // lastSeen returns when the client was last heard from, in unix
 // nanoseconds: a message, a pong, or any bytes at all.
 func (c *Connection) lastSeen() int64 { return max(c.lastActive.Load(), c.sock.LastRead()) }
+
+// queueLen returns how many messages and bytes are queued for the
+// connection or being written.
+func (c *Connection) queueLen() (msgs, bytes int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pendingMsgs, c.pendingBytes
+}

@@ -101,7 +101,7 @@ func (h *Host) serveWebSocket(w http.ResponseWriter, r *http.Request, key roomKe
 		return // Accept has answered
 	}
 	ws.SetReadLimit(h.readLimit())
-	c := &Connection{id: id, uri: requestURI(r), room: room, ws: ws, sock: sock, tags: []string{id}}
+	c := &Connection{id: id, uri: requestURI(r), remoteAddr: r.RemoteAddr, opened: time.Now(), room: room, ws: ws, sock: sock, tags: []string{id}}
 	c.lastActive.Store(time.Now().UnixNano())
 	stats := &room.factory.stats
 	stats.opened.Add(1)

@@ -29,7 +29,7 @@ func (h *Host) acquire(key roomKey, conn bool) (*Room, error) {
 				h.nrooms.Add(-1)
 				return nil, &HTTPError{http.StatusServiceUnavailable, fmt.Sprintf("too many rooms (Host.MaxRooms is %d)", h.MaxRooms)}
 			}
-			nr := &Room{host: h, key: key, factory: f, turn: make(turn, 1), set: make(map[string]*Connection)}
+			nr := &Room{host: h, key: key, factory: f, created: time.Now(), turn: make(turn, 1), set: make(map[string]*Connection)}
 			var loaded bool
 			v, loaded = h.rooms.LoadOrStore(key, nr)
 			if loaded {

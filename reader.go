@@ -57,6 +57,7 @@ func (c *Connection) readLoop() bool {
 		}
 		c.lastActive.Store(time.Now().UnixNano())
 		stats.received(len(data))
+		r.received.Add(1)
 		if c.isClosing() {
 			continue // closing: wait for the client's close frame, drop data
 		}

@@ -19,9 +19,11 @@ type roomKey struct{ party, id string }
 // Server that drives them. A Room is created by the Host on the first request
 // for its id; its methods are safe to call from any goroutine.
 type Room struct {
-	host    *Host
-	key     roomKey
-	factory *roomFactory
+	host     *Host
+	key      roomKey
+	factory  *roomFactory
+	created  time.Time     // for the inspector
+	received atomic.Uint64 // messages read from the room's connections, for the inspector
 
 	// turn serializes every handler call of the room.
 	turn turn
