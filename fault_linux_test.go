@@ -166,6 +166,7 @@ func TestFileDescriptorExhaustion(t *testing.T) {
 // a descriptor or goroutine of the server is left.
 func fdChild(t *testing.T) {
 	leaks := startLeakCheck(t)
+	holdGC(t)
 	h := party.Handler(func(*party.Room) party.Server { return &echo{} })
 	h.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	mux := http.NewServeMux()

@@ -871,6 +871,7 @@ func TestGoexitInHandlerIsLogged(t *testing.T) {
 // (and every other client in it) keeps working.
 func TestPanicInEachHandler(t *testing.T) {
 	leaks := startLeakCheck(t)
+	holdGC(t)
 	logs := &logBuffer{}
 	var errs, closes events
 	var panicked sync.Map
@@ -1149,6 +1150,7 @@ func TestBlockingOnMessageDelaysOnlyItsRoom(t *testing.T) {
 // OnClose runs once, and nothing is left running.
 func TestShutdownUnderLoad(t *testing.T) {
 	leaks := startLeakCheck(t)
+	holdGC(t)
 	const nrooms, perRoom = 100, 10
 	const nclients = nrooms * perRoom
 	var (
@@ -1518,6 +1520,7 @@ func TestTruncatedMessageIsNotDelivered(t *testing.T) {
 // close handshake, whose close frame waited behind the stuck write.
 func TestShutdownDeadlineWithStalledClient(t *testing.T) {
 	leaks := startLeakCheck(t)
+	holdGC(t)
 	var closes sync.Map
 	h := party.Handler(func(*party.Room) party.Server { return &echo{closes: &closes} })
 	mux := http.NewServeMux()
@@ -1566,7 +1569,9 @@ func TestShutdownDeadlineWithStalledClient(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	start := time.Now()
-	err = h.Shutdown(ctx)
+	shut := make(chan error, 1)
+	go func() { shut <- h.Shutdown(ctx) }()
+	err = receive(t, shut, "Shutdown to return")
 	took := time.Since(start)
 	t.Logf("Shutdown with a stalled client and a %v deadline returned %v after %v", grace, err, took.Round(time.Millisecond))
 	if !errors.Is(err, context.DeadlineExceeded) {
@@ -1575,7 +1580,7 @@ func TestShutdownDeadlineWithStalledClient(t *testing.T) {
 	if took > grace+2*time.Second {
 		t.Errorf("Shutdown returned %v after its deadline, want at once", took-grace)
 	}
-	if err := <-rd.done; websocket.CloseStatus(err) != websocket.StatusServiceRestart {
+	if err := receive(t, rd.done, "the reading client's end"); websocket.CloseStatus(err) != websocket.StatusServiceRestart {
 		t.Errorf("the reading client ended with %v, want 1012", err)
 	}
 	for _, id := range []string{"stalled", "reader"} {

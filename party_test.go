@@ -790,7 +790,7 @@ func TestCloseHandshake(t *testing.T) {
 	if err := c.conn.Close(4321, "client-said-bye"); err != nil {
 		t.Errorf("client close handshake: %v", err)
 	}
-	if got := <-closed; got != "4321 client-said-bye" {
+	if got := receive(t, closed, "OnClose"); got != "4321 client-said-bye" {
 		t.Errorf("OnClose saw %q, want 4321 client-said-bye", got)
 	}
 
@@ -799,7 +799,7 @@ func TestCloseHandshake(t *testing.T) {
 	if ce := c.closed(); ce.Code != 4001 || ce.Reason != "unauthorized" {
 		t.Errorf("client got %v, want 4001 unauthorized", ce)
 	}
-	if got := <-closed; got != "4001 unauthorized" {
+	if got := receive(t, closed, "OnClose"); got != "4001 unauthorized" {
 		t.Errorf("OnClose saw %q, want 4001 unauthorized", got)
 	}
 }
@@ -1134,6 +1134,7 @@ func TestOriginsHooksSubprotocols(t *testing.T) {
 
 func TestShutdown(t *testing.T) {
 	leaks := startLeakCheck(t)
+	holdGC(t)
 	var closes atomic.Int32
 	seen := sync.Map{}
 	h := party.Handler(func(r *party.Room) party.Server {
@@ -1197,6 +1198,7 @@ func TestShutdown(t *testing.T) {
 
 func TestNoLeaks(t *testing.T) {
 	leaks := startLeakCheck(t)
+	holdGC(t)
 	h := party.Handler(newChat)
 	h.IdleTimeout = -1
 	mux := http.NewServeMux()
