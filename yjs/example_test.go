@@ -1,9 +1,12 @@
 package yjs_test
 
 import (
+	"context"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 
+	"party"
 	"party/yjs"
 )
 
@@ -74,4 +77,37 @@ func mustHex(s string) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// A Yjs room: y-websocket's WebsocketProvider (serverUrl
+// ws://host/parties/main, room "notes") and y-partykit's YPartyKitProvider
+// connect to it as they are. The app reads and writes the document through
+// Host.Call, which starts the room (and loads its document) if needed.
+func ExampleNewServer() {
+	h := party.Handler(func(r *party.Room) party.Server {
+		return yjs.NewServer(r, &yjs.Options{
+			OnChange: func(doc []byte) { /* save doc elsewhere, 2 s after edits pause */ },
+		})
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/parties/", h)
+
+	ctx := context.Background()
+	for _, u := range typed {
+		err := h.Call(ctx, party.DefaultParty, "notes", func(s party.Server) error {
+			return s.(*yjs.Server).Apply(u) // stored, then sent to every client
+		})
+		if err != nil {
+			fmt.Println(err)
+		}
+	}
+	var doc []byte
+	h.Call(ctx, party.DefaultParty, "notes", func(s party.Server) (err error) {
+		doc, err = s.(*yjs.Server).Document()
+		return err
+	})
+	fmt.Printf("document %x\n", doc)
+	h.Shutdown(ctx)
+	// Output:
+	// document 010201000401017402686984010101210101010001
 }

@@ -111,7 +111,7 @@ func benchFrames(t testing.TB) (final, base, half []byte, edits [][]byte) {
 
 // testHost is a party Host serving yjs.NewServer rooms over httptest.
 type testHost struct {
-	t    *testing.T
+	t    testing.TB
 	host *party.Host
 	url  string // ws://…/parties/main/
 }
@@ -120,7 +120,7 @@ type testHost struct {
 // store (nil: the Host's own MemoryStore). IdleTimeout is negative: a room is
 // dropped as soon as its last connection leaves, so the next connection
 // builds it again from storage.
-func serveRooms(t *testing.T, opts *Options, store storage.Provider) *testHost {
+func serveRooms(t testing.TB, opts *Options, store storage.Provider) *testHost {
 	t.Helper()
 	h := party.Handler(func(r *party.Room) party.Server { return NewServer(r, opts) })
 	h.Storage = store
@@ -155,7 +155,7 @@ func (h *testHost) document(room string) []byte {
 
 // yclient is a client speaking the protocol with this package's encoder.
 type yclient struct {
-	t    *testing.T
+	t    testing.TB
 	conn *websocket.Conn
 }
 

@@ -33,10 +33,10 @@ const (
 const (
 	DefaultMaxUpdateBytes   = storage.MaxValueLen // 16 MiB: the Host's ReadLimit (1 MiB by default) binds first
 	DefaultMaxDocumentBytes = 32 << 20            // 32 MiB
-	DefaultMaxLogUpdates    = 1000
-	DefaultMaxLogBytes      = 10_000_000       // 10 MB, y-partykit's largest maxBytes
-	DefaultOnChangeWait     = 2 * time.Second  // y-partykit's callback debounceWait
-	DefaultOnChangeMaxWait  = 10 * time.Second // y-partykit's callback debounceMaxWait
+	DefaultMaxLogUpdates    = 1000                // updates logged before a compaction
+	DefaultMaxLogBytes      = 10_000_000          // 10 MB, y-partykit's largest maxBytes
+	DefaultOnChangeWait     = 2 * time.Second     // y-partykit's callback debounceWait
+	DefaultOnChangeMaxWait  = 10 * time.Second    // y-partykit's callback debounceMaxWait
 
 	// MaxDocumentBytesLimit is the largest MaxDocumentBytes: a compacted
 	// document must fit in one storage.Batch. Larger values are lowered to it.
@@ -73,7 +73,9 @@ type Options struct {
 	// never two at a time for one room, each call seeing the document at
 	// least as new as the one before. When the last connection leaves the
 	// room, a pending call is made at once, and OnClose waits for it, so
-	// that Host.Shutdown does not return before it.
+	// that Host.Shutdown does not return before it. A change made while no
+	// connection is open (Apply through Host.Call) is reported by the
+	// timer, after the room may have been dropped.
 	OnChange func(doc []byte)
 	// OnChangeWait and OnChangeMaxWait time OnChange. Zero means
 	// DefaultOnChangeWait (2s) and DefaultOnChangeMaxWait (10s).

@@ -23,7 +23,8 @@ import (
 const (
 	// StoragePrefix starts every key the Server writes in its room's
 	// Storage. The app may keep its own keys in the same Storage under
-	// other prefixes.
+	// other prefixes; a key under this one that the Server did not write
+	// makes OnStart fail, naming it.
 	StoragePrefix = "yjs/"
 
 	docPrefix = StoragePrefix + "doc/"

@@ -44,16 +44,26 @@ import (
 // removed and a null state is sent for each. A query-awareness message is
 // answered with every state.
 //
+// Where y-partykit differs: it sends each change back to its sender too
+// (harmless, and left out here); it neither answers query-awareness nor says
+// anything to a read-only connection; it ignores what it cannot read, where
+// this Server closes the connection, as follows.
+//
 // A message that is not part of the protocol is refused and its connection
-// closed, after which its later messages are ignored: a text message, an
-// auth message, or an unknown message or sync type with 1003 (wrapping
-// ErrUnsupported); a truncated or malformed message, state vector, update or
-// awareness update with 1007 (ErrMalformed); an update over
+// closed, after which its later messages are ignored: a text message (so
+// YPartyKitProvider's chunking of messages over 1 MB, whose markers are
+// text, is not supported: raise Host.ReadLimit instead), an auth message, or
+// an unknown message or sync type with 1003 (wrapping ErrUnsupported); a
+// truncated or malformed message, state vector, update or awareness update,
+// or bytes after its payload, with 1007 (ErrMalformed); an update over
 // Options.MaxUpdateBytes, or one the document cannot take under
 // Options.MaxDocumentBytes, with 1009 (ErrTooLarge). An update the Storage
-// fails to store is not applied nor sent, and its connection is closed with
-// 1011, so that the client's provider reconnects and sends it again. A
-// refused message changes nothing. Options.OnError sees each refusal.
+// fails to store is neither applied nor sent, and its connection is closed
+// with 1011, so that the client's provider reconnects and sends it again
+// with its sync step 2. A refused message changes nothing. Options.OnError
+// sees each refusal. y-websocket's provider reconnects after any of these
+// codes (it stops only for 4400–4499) and, after 1009, sends the same
+// content again: set the limits above what a legitimate client sends.
 //
 // # Persistence
 //
@@ -287,8 +297,8 @@ func (s *Server) OnClose(c *party.Connection) {
 }
 
 // Document returns the merged document: an encoded v1 update holding
-// everything accepted (Y.applyUpdate of it gives a Y.Doc the room's
-// content), which the caller owns. It fails with ErrNotStarted before the
+// everything accepted (a Y.Doc that applies it holds the room's content),
+// which the caller owns. It fails with ErrNotStarted before the
 // room's OnStart has run.
 func (s *Server) Document() ([]byte, error) {
 	s.mu.Lock()
