@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"party"
+	"party/storage"
 )
 
 // notes embeds the Server and adds a command of its own: a text message
@@ -139,5 +140,20 @@ func TestNotStarted(t *testing.T) {
 	}
 	if err := s.Apply(typing(1, 0, "a")); !errors.Is(err, ErrNotStarted) {
 		t.Fatalf("Apply before OnStart: %v, want ErrNotStarted", err)
+	}
+}
+
+func TestApplyAfterTheRoomIsDropped(t *testing.T) {
+	h := serveRooms(t, nil, nil)
+	var kept *Server
+	if err := h.call("r", func(s *Server) error { kept = s; return s.Apply(typing(1, 0, "a")) }); err != nil {
+		t.Fatal(err)
+	}
+	h.dropped("r")
+	if err := kept.Apply(typing(1, 1, "b")); !errors.Is(err, storage.ErrStorageClosed) {
+		t.Fatalf("Apply on a dropped room's Server: %v, want storage.ErrStorageClosed", err)
+	}
+	if doc, err := kept.Document(); err != nil || !bytes.Equal(doc, typing(1, 0, "a")) {
+		t.Fatalf("Document of a dropped room's Server: %x, %v", doc, err)
 	}
 }

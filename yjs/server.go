@@ -78,7 +78,9 @@ import (
 // The Server's handlers run in the room's turn. Document and Apply take the
 // Server's own lock, so they are safe from its handlers, from Host.Call (the
 // way to reach a room from outside: it starts the room, and its OnStart, if
-// needed), and from any goroutine once the room has started.
+// needed), and from any goroutine while the room is live. A Server kept
+// after its room was dropped still reads, but Apply fails: the room's
+// Storage is closed (storage.ErrStorageClosed).
 type Server struct {
 	room    *party.Room
 	opts    Options
