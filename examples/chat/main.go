@@ -9,6 +9,11 @@
 // page's script (chat.js) is a few lines over the browser's plain WebSocket,
 // connected to /party/{room}; partysocket clients reach the same rooms at
 // /parties/main/{room}.
+//
+// With -inspector, the live inspector (party's Host.Inspector) is served at
+// /debug/party/: the rooms, their connections and the metrics. It shows
+// connection ids and client addresses, so it is off by default; chat binds
+// localhost unless -addr says otherwise.
 package main
 
 import (
@@ -41,15 +46,23 @@ func newMux(h *party.Host) *http.ServeMux {
 
 func main() {
 	addr := flag.String("addr", "localhost:1999", "address to listen on")
+	inspector := flag.Bool("inspector", false, "serve the live inspector at /debug/party/ (it shows connection ids and client addresses)")
 	flag.Parse()
 
 	h := party.Handler(guide.New)
-	srv := &http.Server{Handler: newMux(h)}
+	mux := newMux(h)
+	if *inspector {
+		mux.Handle("/debug/party/", h.Inspector())
+	}
+	srv := &http.Server{Handler: mux}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)
 	}
 	log.Printf("chat: open http://%s/?room=lobby in two tabs", ln.Addr())
+	if *inspector {
+		log.Printf("chat: the inspector is at http://%s/debug/party/", ln.Addr())
+	}
 	go srv.Serve(ln)
 
 	// On Ctrl-C (or SIGTERM): stop accepting, then close every WebSocket with
