@@ -1517,7 +1517,10 @@ func TestTruncatedMessageIsNotDelivered(t *testing.T) {
 // Regression: when Shutdown's ctx ends first, the connections still open are
 // dropped at once, as documented, and Shutdown returns. A client that had
 // stopped reading held it for 5 more seconds: the drop still attempted a
-// close handshake, whose close frame waited behind the stuck write.
+// close handshake, and waited for an answer that could not come. Two such
+// clients are dropped here, each in a state the test observes first: one
+// whose writer is blocked (the kernel will take no more of its bytes), one
+// whose writer is done (it read its message, then stopped reading).
 func TestShutdownDeadlineWithStalledClient(t *testing.T) {
 	leaks := startLeakCheck(t)
 	holdGC(t)
@@ -1526,9 +1529,9 @@ func TestShutdownDeadlineWithStalledClient(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.Handle("/party/", h)
 	// The socket buffers are fixed small on both sides of the stalled
-	// client's connection: left to the kernel's autotuning they can take
-	// tens of MiB on loopback (all of the 3 MiB below, on a machine where
-	// tcp_rmem allows 32 MiB), and then nothing blocks.
+	// client's connection: left to the kernel's autotuning they take about
+	// 4 MiB on loopback (all of the 3 MiB below, on a Linux 6.18 machine),
+	// and then nothing blocks.
 	const buffers = 64 << 10
 	srv := httptest.NewUnstartedServer(mux)
 	srv.Config.ConnState = func(c net.Conn, state http.ConnState) {
@@ -1551,16 +1554,21 @@ func TestShutdownDeadlineWithStalledClient(t *testing.T) {
 	}
 	stalled := &client{t: t, conn: conn} // never reads
 	defer stalled.conn.CloseNow()
+	silent := dial(t, ws+"/party/s?_pk=silent") // reads one message, then nothing
+	defer silent.conn.CloseNow()
 	reader := dial(t, ws+"/party/s?_pk=reader")
 	rd := startReader(reader.conn)
-	joined(t, h, "s", 2)
-	c := h.Room("main", "s").GetConnection("stalled")
+	joined(t, h, "s", 3)
+	room := h.Room("main", "s")
+	room.GetConnection("silent").Send(party.Text("the last one you read"))
+	silent.expect("the last one you read") // its writer has nothing left to write
+	c := room.GetConnection("stalled")
 	for range 3 { // far more than the socket buffers take: the writer blocks
 		c.Send(party.Binary(make([]byte, 1<<20)))
 	}
-	// The precondition, observed: the writer is parked in Go's network
-	// poller, waiting for the kernel to take more of the stalled client's
-	// bytes (its receive buffer and the server's send buffer are full).
+	// Observed: the stalled client's writer is parked in Go's network
+	// poller, waiting for the kernel to take more of its bytes (the
+	// client's receive buffer and the server's send buffer are full).
 	eventually(t, "the server's writer to block in a write to the stalled client", func() bool {
 		return len(blockedServerWrites()) == 1
 	})
@@ -1573,7 +1581,7 @@ func TestShutdownDeadlineWithStalledClient(t *testing.T) {
 	go func() { shut <- h.Shutdown(ctx) }()
 	err = receive(t, shut, "Shutdown to return")
 	took := time.Since(start)
-	t.Logf("Shutdown with a stalled client and a %v deadline returned %v after %v", grace, err, took.Round(time.Millisecond))
+	t.Logf("Shutdown with two clients that do not read and a %v deadline returned %v after %v", grace, err, took.Round(time.Millisecond))
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Shutdown returned %v, want the deadline", err)
 	}
@@ -1583,13 +1591,14 @@ func TestShutdownDeadlineWithStalledClient(t *testing.T) {
 	if err := receive(t, rd.done, "the reading client's end"); websocket.CloseStatus(err) != websocket.StatusServiceRestart {
 		t.Errorf("the reading client ended with %v, want 1012", err)
 	}
-	for _, id := range []string{"stalled", "reader"} {
+	for _, id := range []string{"stalled", "silent", "reader"} {
 		if v, ok := closes.Load(id); !ok || !strings.HasPrefix(v.(string), "1012 ") {
 			t.Errorf("OnClose for %s: %v, want 1012", id, v)
 		}
 	}
 	srv.Close()
 	stalled.conn.CloseNow()
+	silent.conn.CloseNow()
 	leaks.check(t)
 }
 

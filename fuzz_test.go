@@ -38,7 +38,7 @@ import (
 // hand and looks at bytes, where checkID calls net/url and looks at runes.
 func idRule(raw string) string {
 	if raw == "" {
-		return "empty"
+		return "no bytes"
 	}
 	if len(raw) > 256 {
 		return "over 256 bytes"
@@ -72,7 +72,7 @@ func idRule(raw string) string {
 		i += 2
 	}
 	if !utf8.Valid(dec) {
-		return "not UTF-8 once decoded"
+		return "invalid UTF-8 once decoded"
 	}
 	start := 0
 	for i := 0; i <= len(dec); i++ {
@@ -111,11 +111,11 @@ func (m mount) route(r *http.Request) (partyName, room string, status int, why s
 	judge := func(p, id string) (string, string, int, string) {
 		switch rule := idRule(id); {
 		case !known(p) && rule != "":
-			return p, id, http.StatusNotFound, "unknown party " + p + " and room id breaking " + rule
+			return p, id, http.StatusNotFound, "unknown party " + p + " and a room id with " + rule
 		case !known(p):
 			return p, id, http.StatusNotFound, "unknown party " + p
 		case rule != "":
-			return p, id, http.StatusBadRequest, "room id breaking " + rule
+			return p, id, http.StatusBadRequest, "a room id with " + rule
 		}
 		return p, id, http.StatusOK, ""
 	}
@@ -223,7 +223,7 @@ func FuzzRoomPath(f *testing.F) {
 			}
 		case status == http.StatusBadRequest:
 			if rec.Code != http.StatusBadRequest || !strings.HasPrefix(body, "party: invalid room id") {
-				t.Fatalf("%q: got %d %q, want 400 for a %s", target, rec.Code, body, why)
+				t.Fatalf("%q: got %d %q, want 400 for %s", target, rec.Code, body, why)
 			}
 		case strings.Contains(why, " and "): // two faults: either refusal
 			if rec.Code != http.StatusNotFound && !(rec.Code == http.StatusBadRequest && strings.HasPrefix(body, "party: invalid room id")) {
