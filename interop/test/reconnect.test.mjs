@@ -166,8 +166,9 @@ test("keepalive: a client that never answers a ping is dropped within 2×PingInt
   // partysocket sends nothing; its ws answers the pings, as a browser does.
   const ps = sockets.party(pinging, { room, party: "control", id: "answers" });
   await ps.inbox.nextJSON();
-  const psClosed = [];
-  ps.addEventListener("close", (e) => psClosed.push(`${e.code} ${e.reason}`));
+  const psClosed = new Promise((_, reject) =>
+    ps.addEventListener("close", (e) => reject(new Error(`partysocket, which answers pings, was closed: ${e.code} ${e.reason}`))),
+  );
 
   // A ws client that never answers a ping.
   const silent = sockets.raw(`${pinging.wsURL}/parties/control/${room}?_pk=silent`, { autoPong: false });
@@ -187,12 +188,11 @@ test("keepalive: a client that never answers a ping is dropped within 2×PingInt
   // bound without its margin).
   const counter = sockets.raw(`${pinging.wsURL}/parties/control/${room}?_pk=counter`);
   let pings = 0;
-  await withTimeout(
-    new Promise((resolve) => counter.on("ping", () => ++pings >= 10 && resolve())),
-    10_000,
-    "10 pings to the counting client",
-  );
-  assert.deepEqual(psClosed, [], "partysocket, which answers pings, was closed");
+  const counted = new Promise((resolve, reject) => {
+    counter.on("ping", () => ++pings >= 10 && resolve());
+    counter.once("close", (code) => reject(new Error(`the counting client, which answers pings too, was closed (${code}) after ${pings} pings`)));
+  });
+  await withTimeout(Promise.race([counted, psClosed]), 10_000, "10 pings to the counting client");
   ps.send("still connected");
   assert.equal(await ps.inbox.next(), "still connected", "partysocket's first connection still works, no reconnect between");
 });
