@@ -39,6 +39,10 @@ type Connection struct {
 	writeFailed  bool  // code, reason and err come from a failed write: the read loop's account replaces them
 	state        any
 
+	congested      bool         // over the high-water mark (flow.go); guarded by mu
+	congestedSince atomic.Int64 // unix nanoseconds since congested; 0 if not
+	limiter        limiter      // Host.RateLimit's buckets; read loop only
+
 	closing    atomic.Bool // no more Sends
 	workers    sync.WaitGroup
 	left       bool // guarded by room.turn
@@ -112,6 +116,7 @@ func (c *Connection) Send(msg Message) error {
 	c.queue = append(c.queue, msg)
 	c.pendingMsgs++
 	c.pendingBytes += n
+	c.updateFlowLocked()
 	c.startWriterLocked()
 	c.mu.Unlock()
 	return nil
@@ -150,6 +155,7 @@ func (c *Connection) abort(code StatusCode, reason string, err error, why CloseR
 	}
 	clear(c.queue)
 	c.queue = c.queue[:0]
+	c.updateFlowLocked()
 	c.closeWrite = false
 	code, reason = c.code, c.reason
 	started := c.goLocked(func() {
@@ -179,6 +185,7 @@ func (c *Connection) setClosingLocked(code StatusCode, reason string, err error,
 	}
 	c.closing.Store(true)
 	c.code, c.reason, c.err, c.why = code, truncateReason(reason), err, why
+	c.updateFlowLocked() // a connection being closed holds nobody back
 	return true
 }
 

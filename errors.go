@@ -35,6 +35,7 @@ var (
 	errInvalidUTF8 = errors.New("party: text message is not valid UTF-8")
 	errKeepalive   = errors.New("party: keepalive timeout: no pong within Host.PingTimeout")
 	errWriteStuck  = errors.New("party: write timeout: a write took longer than Host.WriteTimeout")
+	errSlowClient  = errors.New("party: slow consumer: its send queue stayed over its high-water mark for Host.SlowClientTimeout")
 )
 
 // HTTPError refuses a request from [Host.BeforeConnect] or

@@ -4,8 +4,10 @@ import "time"
 
 // sweeper is the Host's one maintenance goroutine, started with the first
 // connection and stopped by Shutdown (rather than a timer per connection):
-// it pings connections that have been silent for PingInterval, and drops
-// connections whose current write has taken longer than WriteTimeout.
+// it pings connections that have been silent for PingInterval, drops
+// connections whose current write has taken longer than WriteTimeout, and
+// closes those that stayed over their high-water mark for
+// SlowClientTimeout (flow.go).
 type sweeper struct {
 	stop chan struct{}
 	done chan struct{}
@@ -24,8 +26,8 @@ func (h *Host) ensureSweeper() {
 
 func (h *Host) sweep(k *sweeper) {
 	defer close(k.done)
-	interval, timeout, writeTimeout := h.pingInterval(), h.pingTimeout(), h.writeTimeout()
-	tick := writeTimeout / 2
+	interval, timeout, writeTimeout, slowTimeout := h.pingInterval(), h.pingTimeout(), h.writeTimeout(), h.slowClientTimeout()
+	tick := min(writeTimeout, slowTimeout) / 2
 	if interval > 0 {
 		tick = min(tick, interval/2, timeout/2)
 	}
@@ -38,12 +40,17 @@ func (h *Host) sweep(k *sweeper) {
 		case now := <-t.C:
 			silent := now.Add(-interval).UnixNano()
 			stuck := now.Add(-writeTimeout).UnixNano()
+			slow := now.Add(-slowTimeout).UnixNano()
 			h.eachConnection(func(c *Connection) {
 				if c.isClosing() {
 					return
 				}
 				if since := c.writeSince.Load(); since != 0 && since < stuck {
 					c.abort(StatusAbnormalClosure, "write timeout", errWriteStuck, ClosedWriteTimeout)
+					return
+				}
+				if since := c.congestedSince.Load(); since != 0 && since < slow {
+					c.abort(StatusPolicyViolation, "slow consumer", errSlowClient, ClosedSlow)
 					return
 				}
 				if interval <= 0 || !c.reading.Load() {

@@ -83,6 +83,7 @@ const (
 	DefaultWriteTimeout      = 10 * time.Second
 	DefaultPingInterval      = 30 * time.Second
 	DefaultPingTimeout       = 10 * time.Second
+	DefaultSlowClientTimeout = 5 * time.Second
 	DefaultPrefix            = "parties"
 )
 
@@ -101,7 +102,9 @@ const maxIDLength = 256
 //  3. Room.life: the room's references, its idle and alarm timers, whether
 //     it is dropped (dropping closes its Storage, whose locks are its own).
 //  4. Host.mu, Host.callMu, Room.setMu and Connection.mu are leaves: none is
-//     held while taking another lock of the package. (Connection.mu is held
+//     held while taking another lock of the package, but for Room.flow.mu,
+//     taken under Connection.mu (a member's queue crossing its high-water
+//     mark), which takes nothing. (Connection.mu is held
 //     around peeks at the socket's file descriptor, which take no lock.)
 //
 // The counters of Host.Stats (stats.go) are atomics: they take no lock and
@@ -124,12 +127,35 @@ type Host struct {
 
 	// SendQueueMessages and SendQueueBytes bound each connection's outbound
 	// queue (messages accepted by Send or Broadcast and not yet written to
-	// the socket). A client that stops reading is closed with 1008
-	// (StatusPolicyViolation, reason "send queue full") as soon as its queue
-	// would pass either bound; nobody else waits for it. Zero means
-	// DefaultSendQueueMessages (1024) and DefaultSendQueueBytes (4 MiB).
+	// the socket). A connection whose queue would pass either bound is
+	// closed with 1008 (StatusPolicyViolation, reason "send queue full").
+	// Zero means DefaultSendQueueMessages (1024) and DefaultSendQueueBytes
+	// (4 MiB).
+	//
+	// A quarter of each is a connection's high-water mark. While a member
+	// of a room has more queued than that, the room reads no message from
+	// any member: TCP slows every sender to the pace of the room's readers,
+	// so a flood from one client fills nobody's queue, and readers that keep
+	// reading are never closed for it. Messages sent from outside the room's
+	// handlers are not held back. See SlowClientTimeout for readers that
+	// cannot keep up.
 	SendQueueMessages int
 	SendQueueBytes    int
+
+	// SlowClientTimeout is how long a connection may stay over its
+	// high-water mark (see SendQueueMessages) before it is closed with 1008,
+	// reason "slow consumer": a client that reads slower than its room's
+	// traffic, or not at all, while its room waits for it. The room then
+	// goes on at the pace of the others. Zero means DefaultSlowClientTimeout
+	// (5s).
+	SlowClientTimeout time.Duration
+
+	// RateLimit bounds the messages and bytes each connection may send (see
+	// [RateLimit]); a connection over it is slowed, never closed. The zero
+	// value, the default, means no limit: back-pressure already keeps a
+	// flood from emptying a room, and any default rate would throttle
+	// legitimate apps (cursor positions at 60 Hz, game state).
+	RateLimit RateLimit
 
 	// WriteTimeout bounds one write to a socket; a write that takes longer
 	// drops the connection. Zero means DefaultWriteTimeout (10s).
@@ -324,7 +350,10 @@ func (h *Host) idleTimeout() time.Duration  { return orDefault(h.IdleTimeout, De
 func (h *Host) writeTimeout() time.Duration { return orDefault(h.WriteTimeout, DefaultWriteTimeout) }
 func (h *Host) pingInterval() time.Duration { return orDefault(h.PingInterval, DefaultPingInterval) }
 func (h *Host) pingTimeout() time.Duration  { return orDefault(h.PingTimeout, DefaultPingTimeout) }
-func (h *Host) readLimit() int64            { return orDefault(h.ReadLimit, DefaultReadLimit) }
+func (h *Host) slowClientTimeout() time.Duration {
+	return orDefault(h.SlowClientTimeout, DefaultSlowClientTimeout)
+}
+func (h *Host) readLimit() int64 { return orDefault(h.ReadLimit, DefaultReadLimit) }
 func (h *Host) sendQueueMessages() int {
 	return orDefault(h.SendQueueMessages, DefaultSendQueueMessages)
 }

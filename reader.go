@@ -40,7 +40,10 @@ func (c *Connection) readLoop() bool {
 	r := c.room
 	stats := &r.factory.stats
 	deep := false
+	var owed time.Duration // Host.RateLimit: how long the last message put c over
 	for {
+		c.throttle(owed)
+		r.flow.wait() // a member of the room is congested: read on once it is clear
 		c.reading.Store(true)
 		if !c.waitForBytes(deep) {
 			return false
@@ -55,7 +58,9 @@ func (c *Connection) readLoop() bool {
 			c.readFailed(err)
 			return true
 		}
-		c.lastActive.Store(time.Now().UnixNano())
+		now := time.Now()
+		c.lastActive.Store(now.UnixNano())
+		owed = c.rateDelay(len(data), now)
 		stats.received(len(data))
 		r.received.Add(1)
 		if c.isClosing() {

@@ -27,6 +27,9 @@ type Room struct {
 
 	// turn serializes every handler call of the room.
 	turn turn
+	// flow holds the room's read loops back while a member is congested
+	// (flow.go).
+	flow flow
 	// waitingFor is the room whose turn this room's current handler waits
 	// for in a Call (guarded by Host.callMu), to detect cycles.
 	waitingFor *Room

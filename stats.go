@@ -128,7 +128,7 @@ const (
 	ClosedByClient      CloseReason = iota + 1 // the client's close frame came first, whatever its code
 	ClosedByServer                             // the application called Connection.Close
 	ClosedReplaced                             // a newer connection with the same id joined (StatusReplaced)
-	ClosedSlow                                 // its send queue overflowed: a client that stopped reading (1008)
+	ClosedSlow                                 // its send queue overflowed, or stayed over its high-water mark for SlowClientTimeout: a client that reads too slowly or not at all (1008)
 	ClosedTooBig                               // a message over Host.ReadLimit (1009)
 	ClosedInvalidUTF8                          // a text message that is not valid UTF-8 (1007)
 	ClosedKeepalive                            // no pong within Host.PingTimeout (1006)

@@ -61,6 +61,7 @@ func (c *Connection) writeLoop() {
 		c.mu.Lock()
 		c.pendingMsgs -= len(batch)
 		c.pendingBytes -= n
+		c.updateFlowLocked()
 		clear(batch)
 		c.spare = batch[:0]
 		if err != nil {
