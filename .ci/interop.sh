@@ -43,8 +43,11 @@ echo "== interop suite: partysocket $(node -p 'require("./interop/node_modules/p
 echo "== yjs: the committed fixtures and our update operations checked by the npm yjs"
 (cd interop && timeout 600 npm run test:yjs)
 
-echo "== browser test: examples/chat in Chromium"
-(cd interop && timeout 300 npm run test:browser)
+echo "== examples/editor: the committed bundle is what web/build.sh produces"
+(cd examples/editor/web && npm ci --no-audit --no-fund && node build.mjs --check)
+
+echo "== browser tests: examples/chat, examples/editor and the inspector in Chromium"
+(cd interop && timeout 600 npm run test:browser)
 
 echo "== reverse proxy: examples/chat behind nginx with TLS (docs/deployment/nginx.conf)"
 (cd interop && timeout 300 node --test --test-timeout=120000 --test-force-exit proxy/)
