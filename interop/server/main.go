@@ -15,6 +15,8 @@
 //	/rooms/{room}                        the chat server again, through a Go 1.22 mux pattern
 //	/custom/main/{room}                  the chat server on a second Host whose Prefix is "custom"
 //	/limited/main/{room}                 the control server on a Host whose ReadLimit is 1 KiB
+//	/paced/main/{room}                   the control server on a Host whose RateLimit is 50 messages/s
+//	                                     with a 100 ms burst
 //
 // The main Host accepts the subprotocol "party.v1". -ping sets every Host's
 // PingInterval and -ping-timeout its PingTimeout (so a client that never
@@ -184,7 +186,11 @@ func main() {
 	limited.Prefix = "limited"
 	limited.ReadLimit = 1024
 
-	for _, host := range []*party.Host{h, custom, limited} {
+	paced := party.Handler(newControl)
+	paced.Prefix = "paced"
+	paced.RateLimit = party.RateLimit{MessagesPerSecond: 50, Burst: 100 * time.Millisecond}
+
+	for _, host := range []*party.Host{h, custom, limited, paced} {
 		host.PingInterval, host.PingTimeout = *ping, *pingTimeout
 	}
 
@@ -194,6 +200,7 @@ func main() {
 	mux.Handle("/rooms/{room}", h) // a Go 1.22 pattern: partysocket's basePath option
 	mux.Handle("/custom/", custom)
 	mux.Handle("/limited/", limited)
+	mux.Handle("/paced/", paced)
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -213,7 +220,7 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(ctx) // stops accepting; WebSockets are the Hosts' to close
-	for _, host := range []*party.Host{h, custom, limited} {
+	for _, host := range []*party.Host{h, custom, limited, paced} {
 		host.Shutdown(ctx) // 1012 to every connection, so partysocket reconnects
 	}
 }

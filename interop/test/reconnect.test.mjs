@@ -116,6 +116,29 @@ test("a message over the read limit closes with 1009, and partysocket reconnects
   assert.equal(await ps.inbox.next(), "small again");
 });
 
+test("a sender over Host.RateLimit is slowed, not closed: every message comes back, in order, at the limit's pace", async (t) => {
+  const sockets = new Sockets();
+  t.after(() => sockets.closeAll());
+
+  // The /paced Host allows 50 messages/s with a burst of 5: the first 6
+  // messages are read at once, then one every 20 ms.
+  const ps = sockets.party(server, { room: unique("paced"), prefix: "paced", party: "main", id: "eager" });
+  await ps.inbox.nextJSON();
+  let closed = null;
+  ps.addEventListener("close", (e) => (closed = e));
+  const n = 30;
+  for (let i = 0; i < n; i++) ps.send(`m${i}`);
+  const arrivals = [];
+  for (let i = 0; i < n; i++) {
+    assert.equal(await ps.inbox.next(), `m${i}`, "echoes arrive in order");
+    arrivals.push(performance.now());
+  }
+  const span = arrivals[n - 1] - arrivals[0];
+  const floor = ((n - 6) * 1000) / 50;
+  assert.ok(span >= floor * 0.9, `${n} messages came back over ${span.toFixed(0)} ms, faster than the limit allows (${floor} ms)`);
+  assert.equal(closed, null, `partysocket was closed: ${closed?.code} ${closed?.reason}`);
+});
+
 test("duplicate id: the newer partysocket replaces the older with 4409; the room sees it leave then join; shouldReconnectOnClose keeps the older away", async (t) => {
   const sockets = new Sockets();
   t.after(() => sockets.closeAll());
