@@ -20,11 +20,19 @@ import (
 
 // receivers dials n clients that count what they read until closed.
 type receivers struct {
-	conns  []*websocket.Conn
-	got    atomic.Int64
-	target atomic.Int64
-	done   atomic.Pointer[chan struct{}] // closed by the read that reaches target
-	wg     sync.WaitGroup
+	conns []*websocket.Conn
+	got   atomic.Int64
+	round atomic.Pointer[round] // what waitFor waits for now
+	wg    sync.WaitGroup
+}
+
+// round is one waitFor: done is closed, once, by the read that reaches
+// target. Target and channel change together, so a read that raced the
+// previous round cannot close this round's channel early.
+type round struct {
+	target int64
+	done   chan struct{}
+	once   sync.Once
 }
 
 func dialReceivers(b *testing.B, url string, n int) *receivers {
@@ -42,8 +50,9 @@ func dialReceivers(b *testing.B, url string, n int) *receivers {
 				if _, _, err := c.Read(context.Background()); err != nil {
 					return
 				}
-				if rs.got.Add(1) == rs.target.Load() {
-					close(*rs.done.Load())
+				n := rs.got.Add(1)
+				if r := rs.round.Load(); r != nil && n >= r.target {
+					r.once.Do(func() { close(r.done) })
 				}
 			}
 		}()
@@ -53,13 +62,12 @@ func dialReceivers(b *testing.B, url string, n int) *receivers {
 
 // waitFor blocks until total messages have been read in all.
 func (rs *receivers) waitFor(total int64) {
-	done := make(chan struct{})
-	rs.done.Store(&done)
-	rs.target.Store(total)
+	r := &round{target: total, done: make(chan struct{})}
+	rs.round.Store(r)
 	if rs.got.Load() >= total {
 		return
 	}
-	<-done
+	<-r.done
 }
 
 func (rs *receivers) close() {
