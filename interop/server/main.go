@@ -35,17 +35,14 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"party"
 	"party/examples/guide"
+	"party/internal/graceful"
 )
 
 // boot identifies this process, so a client can tell a restarted server.
@@ -202,25 +199,7 @@ func main() {
 	mux.Handle("/limited/", limited)
 	mux.Handle("/paced/", paced)
 
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
+	if err := graceful.Serve(*addr, mux, h, custom, limited, paced); err != nil {
 		log.Fatal(err)
-	}
-	srv := &http.Server{Handler: mux}
-	go func() {
-		if err := srv.Serve(ln); err != http.ErrServerClosed {
-			log.Fatal(err)
-		}
-	}()
-	fmt.Printf("listening on http://%s\n", ln.Addr())
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	<-ctx.Done()
-	stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	srv.Shutdown(ctx) // stops accepting; WebSockets are the Hosts' to close
-	for _, host := range []*party.Host{h, custom, limited, paced} {
-		host.Shutdown(ctx) // 1012 to every connection, so partysocket reconnects
 	}
 }

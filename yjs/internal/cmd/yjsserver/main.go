@@ -12,18 +12,12 @@
 package main
 
 import (
-	"context"
 	"flag"
-	"fmt"
 	"log"
-	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"party"
+	"party/internal/graceful"
 	"party/storage"
 	"party/yjs"
 )
@@ -75,28 +69,7 @@ func main() {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Write(doc)
 	})
-	serve(mux, h, *addr)
-}
-
-// serve serves mux on addr until SIGTERM or SIGINT, then shuts h down.
-func serve(mux *http.ServeMux, h *party.Host, addr string) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
+	if err := graceful.Serve(*addr, mux, h); err != nil {
 		log.Fatal(err)
 	}
-	srv := &http.Server{Handler: mux}
-	go func() {
-		if err := srv.Serve(ln); err != http.ErrServerClosed {
-			log.Fatal(err)
-		}
-	}()
-	fmt.Printf("listening on http://%s\n", ln.Addr())
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	<-ctx.Done()
-	stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	srv.Shutdown(ctx)
-	h.Shutdown(ctx)
 }
