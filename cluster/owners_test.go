@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // TestClaimExclusive: 3 nodes claim the same 1,000 rooms at once; each room
@@ -61,11 +63,7 @@ func TestClaimExclusive(t *testing.T) {
 // TestRenewalKeepsLease: a lease renewed every TTL/3 outlives several TTLs,
 // and meanwhile nobody else can claim its room.
 func TestRenewalKeepsLease(t *testing.T) {
-	ns := startServer(t, "")
-	_, jsA := connect(t, ns)
-	_, jsB := connect(t, ns)
-	a := newOwners(t, jsA, "a", time.Second)
-	b := newOwners(t, jsB, "b", time.Second)
+	a, b, _ := twoNodes(t)
 	ctx := testCtx(t, 10*time.Second)
 	l, err := a.Claim(ctx, "main", "lobby")
 	if err != nil {
@@ -100,11 +98,7 @@ func TestRenewalKeepsLease(t *testing.T) {
 func TestLostBeforeOthersClaim(t *testing.T) {
 	for _, how := range []string{"renewals dropped", "connection closed"} {
 		t.Run(how, func(t *testing.T) {
-			ns := startServer(t, "")
-			ncA, jsA := connect(t, ns)
-			_, jsB := connect(t, ns)
-			a := newOwners(t, jsA, "a", time.Second)
-			b := newOwners(t, jsB, "b", time.Second)
+			a, b, ncA := twoNodes(t)
 			ctx := testCtx(t, 10*time.Second)
 			la, err := a.Claim(ctx, "main", "lobby")
 			if err != nil {
@@ -162,11 +156,7 @@ func (o *Owners) mustNoToken(t *testing.T) bool {
 // claim that replaced it; the live lease's Release does, and the room can be
 // claimed again at once, with a greater token.
 func TestStaleReleaseKeepsNewClaim(t *testing.T) {
-	ns := startServer(t, "")
-	_, jsA := connect(t, ns)
-	_, jsB := connect(t, ns)
-	a := newOwners(t, jsA, "a", time.Second)
-	b := newOwners(t, jsB, "b", time.Second)
+	a, b, _ := twoNodes(t)
 	ctx := testCtx(t, 10*time.Second)
 	la, err := a.Claim(ctx, "main", "lobby")
 	if err != nil {
@@ -212,4 +202,13 @@ func TestStaleReleaseKeepsNewClaim(t *testing.T) {
 	if _, err := a.Claim(ctx, "main", "lobby"); !errors.Is(err, ErrHeld) {
 		t.Fatalf("second claim by the holder: %v, want ErrHeld", err)
 	}
+}
+
+// twoNodes starts a server and two nodes, a and b, on their own
+// connections, with 1 s leases; it returns a's connection too.
+func twoNodes(t *testing.T) (a, b *Owners, ncA *nats.Conn) {
+	ns := startServer(t, "")
+	ncA, jsA := connect(t, ns)
+	_, jsB := connect(t, ns)
+	return newOwners(t, jsA, "a", time.Second), newOwners(t, jsB, "b", time.Second), ncA
 }
