@@ -38,6 +38,7 @@ type HeldError struct {
 	Owner Owner
 }
 
+// Error names the holder and its token.
 func (e *HeldError) Error() string {
 	return fmt.Sprintf("cluster: room held by node %q (token %d)", e.Owner.Node, e.Owner.Token)
 }

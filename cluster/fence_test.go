@@ -97,6 +97,9 @@ func TestStoreFollowsLease(t *testing.T) {
 func TestAlarms(t *testing.T) {
 	ns := startServer(t, "")
 	a, b := newStore(t, ns, 1, 0), newStore(t, ns, 1, 0)
+	if got, err := b.Alarms(); err != nil || len(got) != 0 {
+		t.Fatalf("Alarms of an empty bucket = %v, %v", got, err)
+	}
 	t0 := time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)
 	set := func(s *Store, room string, at time.Time) {
 		t.Helper()
