@@ -94,10 +94,9 @@
 // storage keys (any bytes, up to 2 KiB), while one subject per room keeps the
 // room's history, its atomicity and its fencing in one place.
 //
-// Storage.Batch keeps its operations unexported, so Write learns a batch's
-// net effect by applying it to two MemoryStores (see batchOps): O(keys in
-// the room) a batch. An iterator over a Batch's operations in the core
-// (storage.Batch.All) would make it O(operations).
+// Write reads a batch's operations with storage.Batch.Ops and records its
+// net effect (each key once, its last operation; see batchOps): O(operations)
+// a batch.
 //
 // # Fencing: why it cannot race
 //

@@ -101,7 +101,7 @@ func (h *handle) Write(b *storage.Batch) error {
 	if err := r.writable(); err != nil {
 		return err
 	}
-	ops, err := batchOps(b, r.x.keys())
+	ops, err := batchOps(b, func(k string) bool { _, ok := r.x.get(k); return ok })
 	if err != nil || len(ops) == 0 {
 		return err
 	}

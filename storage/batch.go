@@ -2,6 +2,7 @@ package storage
 
 import (
 	"fmt"
+	"iter"
 
 	"party/storage/internal/ondisk"
 )
@@ -42,6 +43,34 @@ func (b *Batch) add(op ondisk.Op) {
 		b.err = fmt.Errorf("%w: batch of %d bytes, over %d", ErrValueTooLarge, b.size, MaxBatchLen)
 	}
 }
+
+// Op is one operation of a [Batch], as a [Provider]'s Write reads it with
+// [Batch.Ops]: a Put of Value under Key or, if Delete, a Delete of Key.
+type Op struct {
+	Delete bool
+	Key    string
+	// Value is the Batch's own copy of a Put's value (never nil): a store may
+	// keep it, and must not change it.
+	Value []byte
+}
+
+// Ops yields b's operations in the order they were added, for the Write of
+// a Provider outside this package. Check [Batch.Err] first: an invalid
+// batch must be refused whole.
+func (b *Batch) Ops() iter.Seq[Op] {
+	return func(yield func(Op) bool) {
+		for _, op := range b.ops {
+			if !yield(Op{Delete: op.Delete, Key: op.Key, Value: op.Value}) {
+				return
+			}
+		}
+	}
+}
+
+// Err returns why b cannot be written (an error wrapping ErrKeyTooLong or
+// ErrValueTooLarge, naming the operation), or nil. [Storage.Write] of a
+// batch with an error applies none of it and returns that error.
+func (b *Batch) Err() error { return b.err }
 
 // Len returns the number of operations in b.
 func (b *Batch) Len() int { return len(b.ops) }
