@@ -24,6 +24,10 @@
 //	e  churn: 10,000 short-lived connections (connect, welcome, close
 //	   handshake), 16 at a time, into 10 rooms of 10 residents who count the
 //	   join and leave notices
+//	f  flood: 1 client sends 1 KiB messages back to back for 5 s into a room
+//	   where 5 read as fast as they can, beside a room of 2 that exchange a
+//	   message every 20 ms: what the server read of the flood, which readers
+//	   it kept and complete, the other room's latency, the server's RSS
 package main
 
 import (
@@ -47,12 +51,13 @@ import (
 )
 
 // servers in table order; party first.
-var allServers = []string{"party", "gorillahub", "melody"}
+var allServers = []string{"party", "gorillahub", "melody", "gws"}
 
 var serverTitle = map[string]string{
 	"party":      "party",
 	"gorillahub": "gorilla hub",
 	"melody":     "melody",
+	"gws":        "gws",
 }
 
 type scenario struct {
@@ -103,6 +108,7 @@ func scenarios(scale float64, dur time.Duration, window, hardFiles int, bRates [
 		scenario{"e", fmt.Sprintf("(e) churn: %d connections (connect, welcome, close), 16 at a time, 10 rooms x 10 residents", eChurn), []string{
 			"-clients", "100", "-rooms", "10", "-senders", "0", "-messages", "0",
 			"-churn", itoa(eChurn), "-churn-workers", "16"}},
+		floodScenario(),
 	)
 }
 
@@ -136,38 +142,39 @@ type result struct {
 			P50, P99, P999, Max float64
 		} `json:"connect_ms"`
 	} `json:"churn"`
-	RSSIdleKiB          int64    `json:"rss_idle_kib"`
-	RSSConnectedKiB     int64    `json:"rss_connected_kib"`
-	RSSAfterKiB         int64    `json:"rss_after_kib"`
-	RSSPerConnKiB       float64  `json:"rss_per_conn_kib"`
-	RSSPerConnGCKiB     float64  `json:"rss_per_conn_gc_kib"`
-	RSSPerConnSteadyKiB float64  `json:"rss_per_conn_steady_kib"`
-	HeapSteadyKiB       float64  `json:"heap_inuse_per_conn_steady_kib"`
-	StackSteadyKiB      float64  `json:"stack_per_conn_steady_kib"`
-	GoroutinesPerConn   float64  `json:"goroutines_per_conn"`
-	HeapInuseKiBPerConn float64  `json:"heap_inuse_per_conn_kib"`
-	StackKiBPerConn     float64  `json:"stack_per_conn_kib"`
-	ServerCPUSeconds    float64  `json:"server_cpu_s"`
-	ServerCPUUsPerDeliv float64  `json:"server_cpu_us_per_delivery"`
-	LoadCPUSeconds      float64  `json:"load_cpu_s"`
-	Errors              []string `json:"errors"`
+	RSSIdleKiB          int64        `json:"rss_idle_kib"`
+	RSSConnectedKiB     int64        `json:"rss_connected_kib"`
+	RSSAfterKiB         int64        `json:"rss_after_kib"`
+	RSSPerConnKiB       float64      `json:"rss_per_conn_kib"`
+	RSSPerConnGCKiB     float64      `json:"rss_per_conn_gc_kib"`
+	RSSPerConnSteadyKiB float64      `json:"rss_per_conn_steady_kib"`
+	HeapSteadyKiB       float64      `json:"heap_inuse_per_conn_steady_kib"`
+	StackSteadyKiB      float64      `json:"stack_per_conn_steady_kib"`
+	GoroutinesPerConn   float64      `json:"goroutines_per_conn"`
+	HeapInuseKiBPerConn float64      `json:"heap_inuse_per_conn_kib"`
+	StackKiBPerConn     float64      `json:"stack_per_conn_kib"`
+	ServerCPUSeconds    float64      `json:"server_cpu_s"`
+	ServerCPUUsPerDeliv float64      `json:"server_cpu_us_per_delivery"`
+	LoadCPUSeconds      float64      `json:"load_cpu_s"`
+	Flood               *floodResult `json:"flood"`
+	Errors              []string     `json:"errors"`
 }
 
 func main() {
 	serversFlag := flag.String("servers", strings.Join(allServers, ","), "servers to run, comma-separated")
-	only := flag.String("scenarios", "a,b,c,d,e", "scenarios to run, comma-separated")
+	only := flag.String("scenarios", "a,b,c,d,e,f", "scenarios to run, comma-separated")
 	scale := flag.Float64("scale", 1, "multiply client, message and churn counts (e.g. 0.02 for a smoke run)")
 	dur := flag.Duration("duration", 10*time.Second, "length of the fixed-rate scenarios b and c")
 	window := flag.Int("window", 20, "scenario a: messages per sender not yet delivered to the whole room")
 	bRatesFlag := flag.String("b-rates", "50,200", "scenario b: offered rates in messages/s in (x room size - 1 deliveries/s out), comma-separated")
 	cRate := flag.Float64("c-rate", 2000, "scenario c: messages/s in over all rooms, at -scale 1")
-	steady := flag.Duration("steady", time.Minute, "scenario d: measure again this long after connecting, past every server's keepalive ping (party 30 s, gorilla hub and melody 54 s)")
+	steady := flag.Duration("steady", time.Minute, "scenario d: measure again this long after connecting, past every server's keepalive ping (party 30 s, gorilla hub, melody and gws 54 s)")
 	rounds := flag.Int("rounds", 1, "run everything this many times; the table shows medians")
 	addr := flag.String("addr", "127.0.0.1:18080", "address the servers listen on")
 	outDir := flag.String("out", "results", "directory for results.jsonl, table.md and the servers' logs")
 	from := flag.String("from", "", "skip running: print the table from this results.jsonl")
 	strict := flag.Bool("strict", false, "exit 1 if a run fails or party loses, duplicates or misroutes a delivery, drops a client or fails a connection (for a CI smoke run)")
-	bin := flag.String("bin", "", "directory with prebuilt load, party, gorillahub and melody binaries (default: build them)")
+	bin := flag.String("bin", "", "directory with prebuilt load, party, gorillahub, melody and gws binaries, and any party-REV (party built at REV, run with -servers party-REV) (default: build them)")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 	log.SetPrefix("compare: ")
@@ -214,7 +221,7 @@ func main() {
 		}
 		defer os.RemoveAll(dir)
 		log.Printf("building into %s", dir)
-		cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/load", "./peers/party", "./peers/gorillahub", "./peers/melody")
+		cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/load", "./peers/party", "./peers/gorillahub", "./peers/melody", "./peers/gws")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			log.Fatalf("build (run compare from the bench directory): %v", err)
@@ -289,6 +296,9 @@ func summary(r result) string {
 		r.Delivered, r.Expected, r.DeliveriesPerS, r.LatencyMs.P50, r.LatencyMs.P99, r.Lost, r.Duplicated, r.DroppedClients, r.RSSPerConnKiB)
 	if r.Churn != nil {
 		s += fmt.Sprintf(", churn %d at %.0f/s, %d notices missed", r.Churn.Connections, r.Churn.PerS, r.Churn.NoticesMissed)
+	}
+	if f := r.Flood; f != nil {
+		s += fmt.Sprintf(", flood %.0f msgs/s read, readers kept %d, complete %d, RSS +%.1f MiB", f.AcceptedPerS, f.ReadersKept, f.ReadersComplete, float64(f.RSSGrowthKiB)/1024)
 	}
 	if len(r.Errors) > 0 {
 		s += fmt.Sprintf("; errors: %q", r.Errors)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -14,6 +15,7 @@ type figure struct {
 	better int // +1 higher is better, -1 lower is better, 0 no ratio
 	get    func(r result) float64
 	format func(v float64) string
+	text   func(rs []result) string // instead of get and format: a text cell over every round
 }
 
 func count(v float64) string { return group(int64(math.Round(v))) }
@@ -42,44 +44,44 @@ func group(n int64) string {
 }
 
 var (
-	fDeliveries  = figure{"deliveries/s ↑", +1, func(r result) float64 { return r.DeliveriesPerS }, count}
-	fP50         = figure{"latency p50 ↓", -1, func(r result) float64 { return r.LatencyMs.P50 }, ms}
-	fP99         = figure{"latency p99 ↓", -1, func(r result) float64 { return r.LatencyMs.P99 }, ms}
-	fP999        = figure{"latency p99.9 ↓", -1, func(r result) float64 { return r.LatencyMs.P999 }, ms}
-	fMax         = figure{"latency max ↓", -1, func(r result) float64 { return r.LatencyMs.Max }, ms}
-	fLost        = figure{"lost / duplicated / misrouted", 0, nil, nil}
-	fDropped     = figure{"clients dropped by the server", 0, func(r result) float64 { return float64(r.DroppedClients) }, count}
-	fCPU         = figure{"server CPU per delivery ↓", -1, func(r result) float64 { return r.ServerCPUUsPerDeliv }, us}
-	fRSS         = figure{"server RSS per connection ↓", -1, func(r result) float64 { return r.RSSPerConnKiB }, kib}
-	fRSSFresh    = figure{"server RSS per connection, 3 s after connecting ↓", -1, func(r result) float64 { return r.RSSPerConnKiB }, kib}
-	fHeap        = figure{"  Go heap in use per connection ↓", -1, func(r result) float64 { return r.HeapInuseKiBPerConn }, kib}
-	fStack       = figure{"  goroutine stacks per connection ↓", -1, func(r result) float64 { return r.StackKiBPerConn }, kib}
-	fRSSSteady   = figure{"server RSS per connection, after keepalive pings ↓", -1, func(r result) float64 { return r.RSSPerConnSteadyKiB }, kib}
-	fHeapSteady  = figure{"  Go heap in use per connection ↓", -1, func(r result) float64 { return r.HeapSteadyKiB }, kib}
-	fStackSteady = figure{"  goroutine stacks per connection ↓", -1, func(r result) float64 { return r.StackSteadyKiB }, kib}
-	fRSSGC       = figure{"  then after GC + FreeOSMemory ↓", -1, func(r result) float64 { return r.RSSPerConnGCKiB }, kib}
-	fGor         = figure{"goroutines per connection ↓", -1, func(r result) float64 { return r.GoroutinesPerConn }, plain}
-	fConnected   = figure{"connections held", 0, func(r result) float64 { return float64(r.Connected) }, count}
-	fConnectT    = figure{"time to connect all ↓", -1, func(r result) float64 { return r.ConnectSeconds }, secs}
+	fDeliveries  = figure{"deliveries/s ↑", +1, func(r result) float64 { return r.DeliveriesPerS }, count, nil}
+	fP50         = figure{"latency p50 ↓", -1, func(r result) float64 { return r.LatencyMs.P50 }, ms, nil}
+	fP99         = figure{"latency p99 ↓", -1, func(r result) float64 { return r.LatencyMs.P99 }, ms, nil}
+	fP999        = figure{"latency p99.9 ↓", -1, func(r result) float64 { return r.LatencyMs.P999 }, ms, nil}
+	fMax         = figure{"latency max ↓", -1, func(r result) float64 { return r.LatencyMs.Max }, ms, nil}
+	fLost        = figure{"lost / duplicated / misrouted", 0, nil, nil, nil}
+	fDropped     = figure{"clients dropped by the server", 0, func(r result) float64 { return float64(r.DroppedClients) }, count, nil}
+	fCPU         = figure{"server CPU per delivery ↓", -1, func(r result) float64 { return r.ServerCPUUsPerDeliv }, us, nil}
+	fRSS         = figure{"server RSS per connection ↓", -1, func(r result) float64 { return r.RSSPerConnKiB }, kib, nil}
+	fRSSFresh    = figure{"server RSS per connection, 3 s after connecting ↓", -1, func(r result) float64 { return r.RSSPerConnKiB }, kib, nil}
+	fHeap        = figure{"  Go heap in use per connection ↓", -1, func(r result) float64 { return r.HeapInuseKiBPerConn }, kib, nil}
+	fStack       = figure{"  goroutine stacks per connection ↓", -1, func(r result) float64 { return r.StackKiBPerConn }, kib, nil}
+	fRSSSteady   = figure{"server RSS per connection, after keepalive pings ↓", -1, func(r result) float64 { return r.RSSPerConnSteadyKiB }, kib, nil}
+	fHeapSteady  = figure{"  Go heap in use per connection ↓", -1, func(r result) float64 { return r.HeapSteadyKiB }, kib, nil}
+	fStackSteady = figure{"  goroutine stacks per connection ↓", -1, func(r result) float64 { return r.StackSteadyKiB }, kib, nil}
+	fRSSGC       = figure{"  then after GC + FreeOSMemory ↓", -1, func(r result) float64 { return r.RSSPerConnGCKiB }, kib, nil}
+	fGor         = figure{"goroutines per connection ↓", -1, func(r result) float64 { return r.GoroutinesPerConn }, plain, nil}
+	fConnected   = figure{"connections held", 0, func(r result) float64 { return float64(r.Connected) }, count, nil}
+	fConnectT    = figure{"time to connect all ↓", -1, func(r result) float64 { return r.ConnectSeconds }, secs, nil}
 	fChurn       = figure{"connections/s ↑", +1, func(r result) float64 {
 		if r.Churn == nil {
 			return 0
 		}
 		return r.Churn.PerS
-	}, count}
+	}, count, nil}
 	fChurnP50 = figure{"connect→welcome p50 ↓", -1, func(r result) float64 {
 		if r.Churn == nil {
 			return 0
 		}
 		return r.Churn.ConnectMs.P50
-	}, ms}
+	}, ms, nil}
 	fChurnP99 = figure{"connect→welcome p99 ↓", -1, func(r result) float64 {
 		if r.Churn == nil {
 			return 0
 		}
 		return r.Churn.ConnectMs.P99
-	}, ms}
-	fChurnBad = figure{"failed connections / missed notices", 0, nil, nil}
+	}, ms, nil}
+	fChurnBad = figure{"failed connections / missed notices", 0, nil, nil, nil}
 )
 
 var scenarioFigures = map[string][]figure{
@@ -88,12 +90,16 @@ var scenarioFigures = map[string][]figure{
 	"c": {fDeliveries, fP50, fP99, fP999, fCPU, fRSS, fLost, fDropped},
 	"d": {fRSSFresh, fHeap, fStack, fRSSSteady, fHeapSteady, fStackSteady, fRSSGC, fGor, fConnected, fConnectT},
 	"e": {fChurn, fChurnP50, fChurnP99, fChurnBad},
+	"f": floodFigures,
 }
 
 // cell is the text of a figure for one server's rounds.
 func cell(f figure, rs []result) (string, float64) {
 	if len(rs) == 0 {
 		return "—", math.NaN()
+	}
+	if f.text != nil {
+		return f.text(rs), math.NaN()
 	}
 	switch f.name {
 	case fLost.name:
@@ -122,11 +128,46 @@ func cell(f figure, rs []result) (string, float64) {
 	return f.format(v), v
 }
 
+// tableServers orders the servers seen: party, party at other revisions,
+// the peers in allServers' order, then any other.
+func tableServers(seen map[string]bool) []string {
+	var revisions, others, servers []string
+	for s := range seen {
+		if strings.HasPrefix(s, "party-") {
+			revisions = append(revisions, s)
+		} else if !slices.Contains(allServers, s) {
+			others = append(others, s)
+		}
+	}
+	sort.Strings(revisions)
+	sort.Strings(others)
+	for _, s := range allServers {
+		if seen[s] {
+			servers = append(servers, s)
+		}
+		if s == "party" {
+			servers = append(servers, revisions...)
+		}
+	}
+	return append(servers, others...)
+}
+
+// title is a server's name in the table: "party at REV" for a build of
+// party at another revision, installed as party-REV in the -bin directory.
+func title(s string) string {
+	if t, ok := serverTitle[s]; ok {
+		return t
+	}
+	if rev, ok := strings.CutPrefix(s, "party-"); ok {
+		return "party at " + rev
+	}
+	return s
+}
+
 func printTable(w io.Writer, rs []result, header string) {
 	byKey := map[string]map[string][]result{}
 	titles := map[string]string{}
 	var order []string
-	var servers []string
 	seenServer := map[string]bool{}
 	rounds := 0
 	for _, r := range rs {
@@ -141,11 +182,7 @@ func printTable(w io.Writer, rs []result, header string) {
 		}
 		rounds = max(rounds, r.Round)
 	}
-	for _, s := range allServers {
-		if seenServer[s] {
-			servers = append(servers, s)
-		}
-	}
+	servers := tableServers(seenServer)
 	fmt.Fprint(w, header)
 	if rounds > 1 {
 		fmt.Fprintf(w, "Each figure is the median of %d rounds; lost/duplicated counts are totals.\n", rounds)
@@ -159,10 +196,10 @@ func printTable(w io.Writer, rs []result, header string) {
 		fmt.Fprintf(w, "\n**%s**\n\n", titles[key])
 		fmt.Fprint(w, "| figure |")
 		for _, s := range servers {
-			fmt.Fprintf(w, " %s |", serverTitle[s])
+			fmt.Fprintf(w, " %s |", title(s))
 		}
 		for _, p := range peers {
-			fmt.Fprintf(w, " party/%s |", serverTitle[p])
+			fmt.Fprintf(w, " party/%s |", title(p))
 		}
 		fmt.Fprint(w, "\n|---|")
 		for range servers {
@@ -196,17 +233,19 @@ func ratio(f figure, party, peer float64) string {
 	return fmt.Sprintf("%.2f×", party/peer)
 }
 
+// A target is one of the aims, checked against the medians.
+type target struct {
+	text string
+	got  float64
+	ok   func(float64) bool
+	unit string
+}
+
 // printTargets checks the targets against the medians.
 func printTargets(w io.Writer, byKey map[string]map[string][]result) {
 	med := func(key, srv string, f figure) float64 {
 		_, v := cell(f, byKey[key][srv])
 		return v
-	}
-	type target struct {
-		text string
-		got  float64
-		ok   func(float64) bool
-		unit string
 	}
 	var ts []target
 	if byKey["a"] != nil {
@@ -225,6 +264,7 @@ func printTargets(w io.Writer, byKey map[string]map[string][]result) {
 			target{"(d) party RSS per idle connection ≤ 12 KiB, 3 s after connecting", med("d", "party", fRSSFresh), func(v float64) bool { return v <= 12 }, " KiB"},
 			target{"(d) party RSS per idle connection ≤ 12 KiB, after keepalive pings", med("d", "party", fRSSSteady), func(v float64) bool { return v <= 12 }, " KiB"})
 	}
+	ts = append(ts, floodTargets(byKey)...)
 	fmt.Fprint(w, "\n**Targets**\n\n")
 	for _, t := range ts {
 		verdict := "met"
@@ -240,7 +280,7 @@ func printTargets(w io.Writer, byKey map[string]map[string][]result) {
 		for srv, rs := range bySrv {
 			for _, r := range rs {
 				if !clean(r) {
-					bad = append(bad, fmt.Sprintf("%s in (%s) round %d", serverTitle[srv], key, r.Round))
+					bad = append(bad, fmt.Sprintf("%s in (%s) round %d", title(srv), key, r.Round))
 				}
 			}
 		}

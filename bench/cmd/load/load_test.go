@@ -93,7 +93,14 @@ func (s *chat) OnClose(c *party.Connection) {
 // URL prefix the load generator takes.
 func serveChat(t *testing.T, mangle func(sender, seq int) int) string {
 	t.Helper()
-	h := party.Handler(func(r *party.Room) party.Server { return &chat{room: r, mangle: mangle} })
+	return serve(t, func(r *party.Room) party.Server { return &chat{room: r, mangle: mangle} })
+}
+
+// serve serves the rooms of factory on a real socket and returns the room
+// URL prefix the load generator takes.
+func serve(t *testing.T, factory func(r *party.Room) party.Server) string {
+	t.Helper()
+	h := party.Handler(factory)
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		h.Shutdown(context.Background())

@@ -12,7 +12,10 @@
 // misrouted deliveries are counted exactly. With -churn T, workers also
 // connect T short-lived clients x0..x{T-1} (each waits for its welcome and
 // closes with a close handshake) while the residents count the join and leave
-// notices they cause.
+// notices they cause. With -flood D, the run is the flood scenario instead
+// (flood.go): one client sends back to back for D into a room of readers
+// that check every message off, beside a room of two talking every
+// -pair-every.
 //
 // The result is one JSON line on stdout: deliveries per second, latency from
 // send to receive (p50, p99, p99.9, max), lost and duplicated deliveries, the
@@ -60,6 +63,9 @@ type config struct {
 	Drain           time.Duration
 	Churn           int
 	ChurnWorkers    int
+	Flood           time.Duration
+	FloodReaders    int
+	PairEvery       time.Duration
 	Part            int
 	Parts           int
 }
@@ -98,6 +104,7 @@ type report struct {
 	Other    int64 `json:"other"`
 
 	Churn *churnReport `json:"churn,omitempty"`
+	Flood *floodReport `json:"flood,omitempty"`
 
 	RSSIdleKiB                int64   `json:"rss_idle_kib"`
 	RSSConnectedKiB           int64   `json:"rss_connected_kib"`
@@ -168,6 +175,7 @@ func main() {
 	label := flag.String("label", "", "label copied into the report")
 	hold := flag.Duration("hold", 0, "keep the connections open this long after the report (to profile the server)")
 	child := flag.Bool("child", false, "internal: run as a part, config on stdin")
+	floodFlags(&cfg)
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("load: ")
@@ -201,7 +209,11 @@ func main() {
 	raiseFileLimit()
 
 	o := options{pid: *pid, debugURL: *debugURL, settle: *settle, steady: *steady, gc: *gc, label: *label}
-	rep, done, err := measure(cfg, o)
+	run := measure
+	if cfg.Flood > 0 {
+		run = measureFlood
+	}
+	rep, done, err := run(cfg, o)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -202,7 +202,7 @@ func newPart(cfg config) *part {
 			WriteBufferSize:  1024,
 		}
 		if cfg.Src > 0 {
-			local := &net.TCPAddr{IP: net.IPv4(127, 0, byte((2+i)/256), byte((2+i)%256))}
+			local := &net.TCPAddr{IP: srcIP(i)}
 			nd := &net.Dialer{LocalAddr: local, Timeout: 30 * time.Second}
 			d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 				return nd.DialContext(ctx, network, addr)

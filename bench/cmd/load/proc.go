@@ -15,18 +15,28 @@ import (
 // rssKiB returns the resident set size of process pid from /proc/PID/status,
 // or 0 if pid is 0 or the file cannot be read.
 func rssKiB(pid int) int64 {
+	return procValue(pid, "status", "VmRSS:")
+}
+
+// readChars returns the bytes process pid has read with read(2) and
+// readv(2), sockets included ("rchar" in /proc/PID/io), or 0 if unknown.
+func readChars(pid int) int64 {
+	return procValue(pid, "io", "rchar:")
+}
+
+// procValue returns the number after key in /proc/PID/file, or 0.
+func procValue(pid int, file, key string) int64 {
 	if pid == 0 {
 		return 0
 	}
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	f, err := os.Open(fmt.Sprintf("/proc/%d/%s", pid, file))
 	if err != nil {
 		return 0
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(sc.Text(), key); ok {
 			fields := strings.Fields(rest)
 			if len(fields) > 0 {
 				n, _ := strconv.ParseInt(fields[0], 10, 64)

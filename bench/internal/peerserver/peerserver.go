@@ -1,4 +1,4 @@
-// Package peerserver is the plumbing shared by the three benchmark servers in
+// Package peerserver is the plumbing shared by the four benchmark servers in
 // bench/peers, so that they differ only in their WebSocket code: the same
 // flags, the same listener, the same /debug endpoints.
 //
