@@ -143,6 +143,9 @@ func (c *Connection) closeAfterQueue(code StatusCode, reason string, err error, 
 	c.startWriterLocked()
 }
 
+// abortCloseTimeout bounds the close handshake of an aborted connection.
+const abortCloseTimeout = time.Second
+
 // abort closes the connection now, dropping what is still queued. The close
 // frame is attempted in the background; it cannot wait for a client that
 // does not read.
@@ -162,10 +165,14 @@ func (c *Connection) abort(code StatusCode, reason string, err error, why CloseR
 		if code == StatusAbnormalClosure {
 			c.ws.CloseNow()
 		} else {
-			// A write stuck on a client that does not read would hold the
-			// close frame back for coder/websocket's 5s: give it 1s.
-			c.sock.SetWriteDeadline(time.Now().Add(time.Second))
+			// A client that does not read holds the close frame back (a
+			// write stuck behind it) and never answers it: coder/websocket
+			// would wait 5s for the answer. Give both one second, then
+			// close the socket under the handshake.
+			c.sock.SetWriteDeadline(time.Now().Add(abortCloseTimeout))
+			t := time.AfterFunc(abortCloseTimeout, func() { c.sock.CloseNow() })
 			c.ws.Close(websocket.StatusCode(code), reason)
+			t.Stop()
 		}
 	})
 	c.mu.Unlock()

@@ -72,6 +72,11 @@ func (s *Socket) Close() error {
 	return s.Conn.Close()
 }
 
+// CloseNow closes the connection at once, without writing what a batch
+// gathered and without waiting for a write in progress, which fails. Unlike
+// Close it does not extend the write deadline.
+func (s *Socket) CloseNow() error { return s.Conn.Close() }
+
 // batchFlushAt bounds what a batch gathers before an early write.
 const batchFlushAt = 64 << 10
 
