@@ -12,12 +12,27 @@ import (
 // [Connection.Send]; a recipient whose queue overflows is closed, the others
 // are not affected). The bytes of msg are shared by all recipients and must
 // not change afterwards.
+//
+// Members held by other nodes (see [Host.JoinRemote]) get msg through their
+// node's Fanout: one Fanout.Broadcast per node, with without, whatever the
+// number of its members.
 func (r *Room) Broadcast(msg Message, without ...string) {
+	var fanArr [4]Fanout
+	fanouts := fanArr[:0]
 	for _, c := range r.snapshot() {
+		if c.remote != nil {
+			if f := c.remote.fanout; !slices.Contains(fanouts, f) {
+				fanouts = append(fanouts, f)
+			}
+			continue
+		}
 		if len(without) > 0 && slices.Contains(without, c.id) {
 			continue
 		}
 		c.Send(msg) // a closed or overflowing recipient is its own business
+	}
+	for _, f := range fanouts {
+		f.Broadcast(msg, without)
 	}
 }
 

@@ -30,6 +30,9 @@ func (r *Room) Call(ctx context.Context, party, id string, f func(Server) error)
 
 // runCall runs a Call's f with the room's Server; the caller holds the turn.
 func (r *Room) runCall(f func(Server) error) error {
+	if r.relay != nil {
+		return fmt.Errorf("%w: Call reaches only rooms that run here (Fetch reaches any)", ErrElsewhere)
+	}
 	var err error
 	if perr := r.runHandler(handlerCall, nil, func() { err = f(r.server) }); perr != nil {
 		return perr

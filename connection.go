@@ -22,6 +22,7 @@ type Connection struct {
 	room       *Room
 	ws         *websocket.Conn
 	sock       *wire.Socket
+	remote     *Remote // set for a connection held by another node (placement.go): no ws, no sock
 
 	mu           sync.Mutex
 	queue        []Message // accepted, not yet taken by the writer
@@ -99,6 +100,9 @@ func (c *Connection) CloseStatus() (StatusCode, string) {
 // accepts one message), the connection is closed with StatusPolicyViolation
 // and Send returns ErrSendQueueFull. msg's bytes must not change after Send.
 func (c *Connection) Send(msg Message) error {
+	if c.remote != nil {
+		return c.remoteSend(msg)
+	}
 	h := c.room.host
 	n := len(msg.Bytes())
 	c.mu.Lock()
@@ -134,6 +138,10 @@ func (c *Connection) Close(code StatusCode, reason string) {
 
 // closeAfterQueue is Close, for the reason why (and err, for OnError).
 func (c *Connection) closeAfterQueue(code StatusCode, reason string, err error, why CloseReason) {
+	if c.remote != nil {
+		c.remoteClose(code, reason, err, why)
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.setClosingLocked(code, reason, err, why) {
@@ -150,6 +158,10 @@ const abortCloseTimeout = time.Second
 // frame is attempted in the background; it cannot wait for a client that
 // does not read.
 func (c *Connection) abort(code StatusCode, reason string, err error, why CloseReason) {
+	if c.remote != nil {
+		c.remoteClose(code, reason, err, why)
+		return
+	}
 	c.mu.Lock()
 	c.setClosingLocked(code, reason, err, why)
 	c.pendingMsgs -= len(c.queue)
@@ -240,7 +252,12 @@ func (c *Connection) finish() {
 
 // lastSeen returns when the client was last heard from, in unix
 // nanoseconds: a message, a pong, or any bytes at all.
-func (c *Connection) lastSeen() int64 { return max(c.lastActive.Load(), c.sock.LastRead()) }
+func (c *Connection) lastSeen() int64 {
+	if c.sock == nil {
+		return c.lastActive.Load()
+	}
+	return max(c.lastActive.Load(), c.sock.LastRead())
+}
 
 // queueLen returns how many messages and bytes are queued for the
 // connection or being written.

@@ -92,6 +92,20 @@ func (h *Host) serveWebSocket(w http.ResponseWriter, r *http.Request, key roomKe
 	// the client sees its socket open and the moment it is in the room, so
 	// whatever the room does after a client is open reaches that client.
 	startErr := room.lock()
+	if startErr == nil && room.relay != nil {
+		// The room runs on another node: the client joins it there before
+		// its socket opens.
+		if err := room.relay.Admit(id, r); err != nil {
+			room.unlock()
+			room.release(true)
+			var he *HTTPError
+			if !errors.As(err, &he) {
+				err = &HTTPError{http.StatusServiceUnavailable, "joining the room on its node: " + err.Error()}
+			}
+			h.refuse(w, r, key, err)
+			return
+		}
+	}
 	ws, sock, err := wire.Accept(w, r, h.Subprotocols)
 	if err != nil {
 		if startErr == nil {

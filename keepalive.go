@@ -42,7 +42,7 @@ func (h *Host) sweep(k *sweeper) {
 			stuck := now.Add(-writeTimeout).UnixNano()
 			slow := now.Add(-slowTimeout).UnixNano()
 			h.eachConnection(func(c *Connection) {
-				if c.isClosing() {
+				if c.isClosing() || c.remote != nil { // a remote socket is its node's to watch
 					return
 				}
 				if since := c.writeSince.Load(); since != 0 && since < stuck {

@@ -30,6 +30,9 @@ func (h *Host) acquire(key roomKey, conn bool) (*Room, error) {
 				return nil, &HTTPError{http.StatusServiceUnavailable, fmt.Sprintf("too many rooms (Host.MaxRooms is %d)", h.MaxRooms)}
 			}
 			nr := &Room{host: h, key: key, factory: f, created: time.Now(), turn: make(turn, 1), set: make(map[string]*Connection)}
+			if h.Placer != nil {
+				nr.done = make(chan struct{})
+			}
 			var loaded bool
 			v, loaded = h.rooms.LoadOrStore(key, nr)
 			if loaded {
@@ -121,6 +124,13 @@ func (r *Room) dropLocked() {
 		r.host.nrooms.Add(-1)
 		r.factory.stats.rooms.Add(-1)
 	}
+	if r.done != nil {
+		close(r.done)
+	}
+	if f := r.releasePlacement; f != nil {
+		r.releasePlacement = nil
+		go f()
+	}
 }
 
 func (r *Room) isDead() bool {
@@ -155,7 +165,7 @@ func (r *Room) lockContext(ctx context.Context) error {
 	if r.started {
 		return nil
 	}
-	err := r.start()
+	err := r.start(ctx)
 	if err != nil {
 		r.turn.Unlock()
 	}
@@ -164,11 +174,12 @@ func (r *Room) lockContext(ctx context.Context) error {
 
 func (r *Room) unlock() { r.turn.Unlock() }
 
-// start opens the room's storage and schedules its stored alarm, builds its
-// Server and finds its handlers (once), and runs OnStart. The caller holds
+// start places the room (with a Host.Placer), opens its storage and
+// schedules its stored alarm (unless it is a relay room), builds its Server
+// and finds its handlers (once), and runs OnStart. The caller holds
 // the turn. A panic in the factory or OnStart is returned as an error
 // wrapping ErrHandlerPanic, and counted as OnStart's.
-func (r *Room) start() (err error) {
+func (r *Room) start(ctx context.Context) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.factory.stats.panics[handlerOnStart].Add(1)
@@ -176,7 +187,12 @@ func (r *Room) start() (err error) {
 			err = fmt.Errorf("%w: %s: %v", ErrHandlerPanic, handlerOnStart, p)
 		}
 	}()
-	if err := r.openStorage(); err != nil {
+	if err := r.place(ctx); err != nil {
+		return err
+	}
+	if r.relay != nil {
+		r.server, r.handlers = r.relay, discover(r.relay)
+	} else if err := r.openStorage(); err != nil {
 		return err
 	}
 	if r.server == nil {

@@ -92,7 +92,7 @@ func counts(t *testing.T, s party.Stats) map[string]partyCounts {
 // closedCounts returns every close reason with a zero count but those given.
 func closedCounts(nonzero map[party.CloseReason]uint64) map[party.CloseReason]uint64 {
 	m := map[party.CloseReason]uint64{}
-	for r := party.ClosedByClient; r <= party.ClosedInternalError; r++ {
+	for r := party.ClosedByClient; r <= party.ClosedMoved; r++ {
 		m[r] = nonzero[r]
 	}
 	return m

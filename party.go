@@ -218,6 +218,11 @@ type Host struct {
 	// alarms that survive restarts (and call ResumeAlarms).
 	Storage storage.Provider
 
+	// Placer, if set, decides which node runs each room, for a Host that is
+	// one node of several (the party/cluster module sets it); see [Placer].
+	// Nil means this Host runs every room itself.
+	Placer Placer
+
 	storesOnce sync.Once            // chooses provider and alarmStore (see stores)
 	provider   storage.Provider     // Storage, or memStore
 	alarmStore storage.AlarmStore   // Storage if it is one, or memStore
@@ -302,6 +307,10 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 		h.eachConnection(func(c *Connection) {
+			if c.remote != nil { // its node did not answer: it leaves now
+				c.remote.Leave(StatusServiceRestart, "server shutting down")
+				return
+			}
 			c.abort(StatusServiceRestart, "server shutting down", nil, ClosedShutdown)
 			// No close handshake: its close frame would wait behind a
 			// write stuck on a client that does not read.

@@ -37,6 +37,15 @@ type Room struct {
 	handlers   handlers
 	started    bool
 
+	// Placement (placement.go), with a Host.Placer: placed once asked,
+	// relay set if the room runs on another node, lost once this node must
+	// stop running it. done is closed when the room is dropped.
+	placed           bool
+	relay            Relay
+	lost             atomic.Bool
+	releasePlacement func() // guarded by life
+	done             chan struct{}
+
 	// life guards the room's lifecycle: who uses it and whether it is dropped.
 	life      sync.Mutex
 	refs      int // requests and connections using the room
@@ -151,6 +160,9 @@ func (r *Room) join(c *Connection, req *http.Request) bool {
 		r.leave(old)
 	}
 	r.add(c)
+	if c.remote != nil {
+		c.remote.link.Joined()
+	}
 	if r.host.closing.Load() {
 		c.closeAfterQueue(StatusServiceRestart, "server shutting down", nil, ClosedShutdown)
 	}
@@ -200,6 +212,9 @@ func (r *Room) serveRequest(w http.ResponseWriter, req *http.Request) {
 // recovering a panic: the panic is logged, counted and returned as an error
 // wrapping ErrHandlerPanic. The call is timed for the party's stats.
 func (r *Room) runHandler(id handlerID, c *Connection, f func()) (err error) {
+	if r.lost.Load() {
+		return ErrRoomGone // its node may no longer run it: no handler runs again
+	}
 	returned := false
 	start := time.Now()
 	defer func() {

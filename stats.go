@@ -136,6 +136,7 @@ const (
 	ClosedBroken                               // the socket broke, or a write failed, without a close frame (1006)
 	ClosedShutdown                             // Host.Shutdown (1012)
 	ClosedInternalError                        // OnStart failed, or ConnectionTags or OnConnect panicked (1011)
+	ClosedMoved                                // its room moved to another node (Placement.Lost, 1012)
 
 	numCloseReasons = iota + 1 // the size of an array indexed by CloseReason
 )
@@ -145,7 +146,7 @@ const (
 // reason.
 func (r CloseReason) String() string {
 	names := [numCloseReasons]string{"", "client", "server", "replaced", "slow", "too_big", "invalid_utf8",
-		"keepalive", "write_timeout", "broken", "shutdown", "internal_error"}
+		"keepalive", "write_timeout", "broken", "shutdown", "internal_error", "moved"}
 	if r == 0 || r >= numCloseReasons {
 		return "CloseReason(" + strconv.Itoa(int(r)) + ")"
 	}

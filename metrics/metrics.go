@@ -13,7 +13,7 @@
 //	connections_opened_total       counter    upgrades that succeeded
 //	connections_closed_total       counter    by reason: client, server, replaced, slow, too_big,
 //	                                          invalid_utf8, keepalive, write_timeout, broken,
-//	                                          shutdown, internal_error (see party.CloseReason)
+//	                                          shutdown, internal_error, moved (see party.CloseReason)
 //	messages_received_total        counter    messages read from clients
 //	received_bytes_total           counter    their payload bytes
 //	messages_sent_total            counter    messages written to sockets
