@@ -6,9 +6,9 @@
 // Then open http://localhost:1999/?room=lobby in two tabs and talk. The room
 // is named in the page's URL (?room=NAME, "lobby" if absent; ?name=NAME picks
 // your name): tabs on the same ?room= share it, other rooms never see it. The
-// page's script (chat.js) is a few lines over the browser's plain WebSocket,
-// connected to /party/{room}; partysocket clients reach the same rooms at
-// /parties/main/{room}.
+// page (package examples/chat/web) is a few lines of script (chat.js) over
+// the browser's plain WebSocket, connected to /party/{room}; partysocket
+// clients reach the same rooms at /parties/main/{room}.
 //
 // With -inspector, the live inspector (party's Host.Inspector) is served at
 // /debug/party/: the rooms, their connections and the metrics. It shows
@@ -18,7 +18,6 @@ package main
 
 import (
 	"context"
-	"embed"
 	"flag"
 	"log"
 	"net"
@@ -29,18 +28,16 @@ import (
 	"time"
 
 	"party"
+	"party/examples/chat/web"
 	"party/examples/guide"
 )
-
-//go:embed index.html chat.js
-var static embed.FS
 
 // newMux serves the page and mounts h on both URL forms.
 func newMux(h *party.Host) *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.Handle("/party/", h)                   // the guide's URLs: /party/{room} (the page uses these)
-	mux.Handle("/parties/", h)                 // partysocket's URLs: /parties/main/{room}
-	mux.Handle("/", http.FileServerFS(static)) // index.html and chat.js
+	mux.Handle("/party/", h)       // the guide's URLs: /party/{room} (the page uses these)
+	mux.Handle("/parties/", h)     // partysocket's URLs: /parties/main/{room}
+	mux.Handle("/", web.Handler()) // the page: index.html and chat.js
 	return mux
 }
 
