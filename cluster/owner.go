@@ -1,0 +1,305 @@
+package cluster
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"party"
+)
+
+// The owner's side: a room that runs here, whose members may be held by
+// other nodes. Each such member is a party.Remote joined with a link; the
+// room's broadcasts go once per node through a fanout.
+
+// owned is a room this node runs, from its claim to its release.
+type owned struct {
+	n     *Node
+	ref   roomRef
+	lease *Lease
+
+	mu      sync.Mutex
+	fanouts map[string]*fanout // by node
+}
+
+// own records the room just claimed and returns its Placement.
+func (n *Node) own(ref roomRef, lease *Lease) party.Placement {
+	o := &owned{n: n, ref: ref, lease: lease, fanouts: make(map[string]*fanout)}
+	n.mu.Lock()
+	n.owned[ref] = o
+	n.mu.Unlock()
+	return party.Placement{Lost: lease.Lost(), Release: o.release}
+}
+
+// release gives the lease up once the room is dropped, and tells the nodes
+// that relayed it, so that they place it anew at once.
+func (o *owned) release() {
+	n := o.n
+	n.mu.Lock()
+	if n.owned[o.ref] == o {
+		delete(n.owned, o.ref)
+	}
+	n.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), n.joinTimeout)
+	defer cancel()
+	if err := o.lease.Release(ctx); err != nil && !errors.Is(err, ErrLeaseLost) && !errors.Is(err, ErrClosed) {
+		n.log.Warn("cluster: releasing a room's lease", "party", o.ref.party, "room", o.ref.room, "err", err)
+	}
+	o.mu.Lock()
+	nodes := make([]string, 0, len(o.fanouts))
+	for node := range o.fanouts {
+		nodes = append(nodes, node)
+	}
+	o.mu.Unlock()
+	for _, node := range nodes {
+		n.publish(node, o.envelope(kindGone, 0, nil))
+	}
+}
+
+func (o *owned) envelope(k kind, seq uint64, payload []byte) *envelope {
+	return &envelope{kind: k, token: o.lease.Token(), party: o.ref.party, room: o.ref.room, from: o.n.name, seq: seq, payload: payload}
+}
+
+func (o *owned) fanout(node string) *fanout {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	f := o.fanouts[node]
+	if f == nil {
+		f = &fanout{o: o, node: node}
+		o.fanouts[node] = f
+	}
+	return f
+}
+
+// fanout implements party.Fanout: a room's broadcasts to one node.
+type fanout struct {
+	o    *owned
+	node string
+}
+
+func (f *fanout) Broadcast(msg party.Message, without []string) {
+	k := kindBroadcastText
+	if msg.IsBinary() {
+		k = kindBroadcastBinary
+	}
+	f.o.n.publish(f.node, f.o.envelope(k, 0, broadcastPayload(without, msg.Bytes())), msg.Bytes())
+}
+
+// remote is a connection held by another node, joined to a room run here.
+type remote struct {
+	ref     roomRef
+	rc      *party.Remote
+	handled atomic.Int64 // messages handled since the last credit
+}
+
+// link implements party.Link for one remote connection.
+type link struct {
+	f   *fanout
+	seq uint64
+}
+
+func (l *link) Joined()               { l.f.o.n.publish(l.f.node, l.f.o.envelope(kindJoined, l.seq, nil)) }
+func (l *link) Fanout() party.Fanout { return l.f }
+
+func (l *link) Send(msg party.Message) error {
+	k := kindSendText
+	if msg.IsBinary() {
+		k = kindSendBinary
+	}
+	l.f.o.n.publish(l.f.node, l.f.o.envelope(k, l.seq, msg.Bytes()))
+	return nil
+}
+
+func (l *link) Close(code party.StatusCode, reason string) {
+	l.f.o.n.publish(l.f.node, l.f.o.envelope(kindClose, l.seq, closeStatus(int(code), reason)))
+}
+
+// toOwner handles a message from a node holding clients of a room run here.
+func (n *Node) toOwner(e envelope, m *nats.Msg) {
+	ref := roomRef{e.party, e.room}
+	n.mu.Lock()
+	o := n.owned[ref]
+	n.mu.Unlock()
+	if o == nil || o.lease.Token() != e.token {
+		n.stale(e, m, o)
+		return
+	}
+	switch e.kind {
+	case kindJoin:
+		go n.joinRemote(o, e)
+	case kindFetch:
+		go n.fetch(o, e, m)
+	case kindText, kindBinary, kindLeave:
+		n.fromClient(e)
+	}
+}
+
+// stale answers a message for a room not run here (any more): a join is
+// refused, a request answered 503, a client's message makes its node close
+// it with 1012, so that the client reconnects and the room is placed anew.
+func (n *Node) stale(e envelope, m *nats.Msg, o *owned) {
+	n.log.Debug("cluster: message for a room not run here", "from", e.from, "kind", e.kind, "party", e.party, "room", e.room)
+	status := func(code int, why string) *envelope {
+		k := kindRefused
+		if e.kind != kindJoin {
+			k = kindClose
+		}
+		return &envelope{kind: k, token: e.token, party: e.party, room: e.room, from: n.name, seq: e.seq, payload: closeStatus(code, why)}
+	}
+	switch e.kind {
+	case kindJoin:
+		n.publish(e.from, status(http.StatusServiceUnavailable, "room moved: try again"))
+	case kindText, kindBinary:
+		n.publish(e.from, status(int(party.StatusServiceRestart), "room moved"))
+	case kindFetch:
+		n.reply(m, &http.Response{StatusCode: http.StatusServiceUnavailable, Body: http.NoBody}, "room moved: try again")
+	}
+}
+
+// joinRemote joins a client held by e.from to the room, and answers.
+func (n *Node) joinRemote(o *owned, e envelope) {
+	var jr joinRequest
+	if err := json.Unmarshal(e.payload, &jr); err != nil {
+		n.log.Warn("cluster: malformed join", "from", e.from, "err", err)
+		return
+	}
+	req, err := http.NewRequest(jr.Method, "http://"+jr.Host+jr.URL, nil)
+	if err != nil {
+		n.refuse(o, e, http.StatusBadRequest, "malformed request: "+err.Error())
+		return
+	}
+	req.Host, req.Header, req.RemoteAddr, req.RequestURI = jr.Host, jr.Header, jr.RemoteAddr, jr.URL
+	if jr.TLS {
+		req.TLS = &tls.ConnectionState{}
+	}
+	ref := connRef{e.from, e.seq}
+	l := &link{f: o.fanout(e.from), seq: e.seq}
+	ctx, cancel := context.WithTimeout(context.Background(), n.joinTimeout)
+	defer cancel()
+	rem := &remote{ref: o.ref}
+	n.mu.Lock()
+	n.remotes[ref] = rem // before the join: the client's first messages may follow its joined at once
+	n.mu.Unlock()
+	rc, err := n.host.JoinRemote(ctx, o.ref.party, o.ref.room, jr.ID, req, l)
+	if err != nil {
+		n.mu.Lock()
+		delete(n.remotes, ref)
+		n.mu.Unlock()
+		status := http.StatusServiceUnavailable
+		var he *party.HTTPError
+		if errors.As(err, &he) {
+			status = he.Status
+		}
+		n.refuse(o, e, status, err.Error())
+		return
+	}
+	n.mu.Lock()
+	rem.rc = rc
+	pending := n.remotes[ref] != rem // left while joining
+	n.mu.Unlock()
+	if pending {
+		rc.Leave(party.StatusAbnormalClosure, "left while joining")
+	}
+}
+
+func (n *Node) refuse(o *owned, e envelope, status int, why string) {
+	n.publish(e.from, o.envelope(kindRefused, e.seq, closeStatus(status, why)))
+}
+
+// fromClient hands a client's message, or its leaving, to its connection.
+func (n *Node) fromClient(e envelope) {
+	ref := connRef{e.from, e.seq}
+	n.mu.Lock()
+	rem := n.remotes[ref]
+	if e.kind == kindLeave && rem != nil {
+		delete(n.remotes, ref)
+	}
+	n.mu.Unlock()
+	if rem == nil || rem.ref != (roomRef{e.party, e.room}) {
+		if e.kind != kindLeave {
+			// A frame for a connection unknown here (it left, or its node
+			// was declared gone): its node closes it, and it reconnects.
+			n.log.Warn("cluster: message for an unknown connection", "from", e.from, "party", e.party, "room", e.room, "seq", e.seq)
+			n.publish(e.from, &envelope{kind: kindClose, token: e.token, party: e.party, room: e.room, from: n.name, seq: e.seq,
+				payload: closeStatus(int(party.StatusServiceRestart), "connection unknown to the room's node")})
+		}
+		return
+	}
+	if rem.rc == nil {
+		// Still joining: JoinRemote returns before the client can have
+		// sent anything (its socket opens after joined), but a leave can
+		// come first; joinRemote sees it gone and makes it leave.
+		return
+	}
+	if e.kind == kindLeave {
+		code, reason, err := readCloseStatus(e.payload)
+		if err != nil {
+			code, reason = int(party.StatusAbnormalClosure), ""
+		}
+		rem.rc.Leave(party.StatusCode(code), reason)
+		return
+	}
+	msg := message(e.kind == kindBinary, e.payload)
+	rem.rc.Receive(msg, func() {
+		if rem.handled.Add(1) >= relayWindow/4 {
+			k := rem.handled.Swap(0)
+			n.publish(e.from, &envelope{kind: kindCredit, token: e.token, party: e.party, room: e.room, from: n.name, seq: e.seq,
+				payload: binary.AppendUvarint(nil, uint64(k))})
+		}
+	})
+}
+
+// fetch answers an HTTP request forwarded by another node.
+func (n *Node) fetch(o *owned, e envelope, m *nats.Msg) {
+	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(e.payload)))
+	if err != nil {
+		n.reply(m, &http.Response{StatusCode: http.StatusBadRequest, Body: http.NoBody}, "malformed request: "+err.Error())
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.joinTimeout)
+	defer cancel()
+	resp, err := n.host.Fetch(o.ref.party, o.ref.room, req.WithContext(ctx))
+	if err != nil {
+		n.reply(m, &http.Response{StatusCode: http.StatusServiceUnavailable, Body: http.NoBody}, err.Error())
+		return
+	}
+	n.reply(m, resp, "")
+}
+
+// reply answers a forwarded request with resp (or a plain-text error).
+func (n *Node) reply(m *nats.Msg, resp *http.Response, text string) {
+	if m.Reply == "" {
+		return
+	}
+	if text != "" {
+		resp.Header = http.Header{"Content-Type": {"text/plain; charset=utf-8"}}
+		resp.Body = http.NoBody
+		resp.ContentLength = int64(len(text))
+		resp.Body = nopCloser{bytes.NewReader([]byte(text))}
+	}
+	resp.ProtoMajor, resp.ProtoMinor = 1, 1
+	var buf bytes.Buffer
+	if err := resp.Write(&buf); err != nil {
+		n.log.Warn("cluster: writing a forwarded answer", "err", err)
+		return
+	}
+	if err := m.Respond(buf.Bytes()); err != nil {
+		n.log.Warn("cluster: answering a forwarded request", "err", err)
+	}
+}
+
+type nopCloser struct{ *bytes.Reader }
+
+func (nopCloser) Close() error { return nil }
+
+func timer(d time.Duration) <-chan time.Time { return time.After(d) }

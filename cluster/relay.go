@@ -1,0 +1,346 @@
+package cluster
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+
+	"party"
+)
+
+// The holding side: a room that runs on another node, with clients held
+// here. The Host runs a relay as the room's Server; the relay joins each
+// client to the room on its owner (Admit, before the client's socket
+// opens), forwards what the clients say and when they leave, and delivers
+// what the owner sends back, in the order the owner sent it.
+
+// relayWindow is how many messages of one connection may be forwarded and
+// not yet handled by the owner: the relay's OnMessage then waits for the
+// owner's credit, holding the relay room's turn, so that the holding node
+// stops reading from the room's clients and TCP slows them down. The
+// owner's queue for a connection stays under it.
+const relayWindow = 256
+
+// relay is the Server of a room run by owner, for the clients held here.
+type relay struct {
+	n       *Node
+	ref     roomRef
+	owner   string
+	token   uint64 // the owner's lease token: messages with another are stale
+	lost    chan struct{}
+	lostMu  sync.Once
+	release func()
+
+	mu        sync.Mutex
+	members   map[uint64]*member // by seq
+	byConn    map[*party.Connection]*member
+	admitting *member // between Admit and OnConnect, both in the relay room's turn
+}
+
+// member is one client held here, as the owner knows it.
+type member struct {
+	seq      uint64
+	id       string
+	conn     *party.Connection // nil until OnConnect
+	joined   bool              // the owner's joined message arrived
+	pending  []party.Message   // sent by the owner before conn was set
+	closing  *[2]any           // a close from the owner before conn was set: code, reason
+	admitted chan error        // Admit's answer: nil once joined, or why not
+	inflight int                // forwarded, not yet credited
+	credit   chan struct{}      // signalled when credit arrives
+}
+
+func (n *Node) newRelay(ref roomRef, own Owner) *relay {
+	r := &relay{
+		n: n, ref: ref, owner: own.Node, token: own.Token,
+		lost:    make(chan struct{}),
+		members: make(map[uint64]*member),
+		byConn:  make(map[*party.Connection]*member),
+	}
+	r.release = func() {
+		n.mu.Lock()
+		if n.relays[ref] == r {
+			delete(n.relays, ref)
+		}
+		n.mu.Unlock()
+	}
+	n.mu.Lock()
+	old := n.relays[ref]
+	n.relays[ref] = r
+	n.mu.Unlock()
+	if old != nil {
+		old.lose() // a stale one: its room was dropped and is going
+	}
+	return r
+}
+
+// lose drops the relay room: its clients are closed with 1012 and
+// reconnect, to be placed anew.
+func (r *relay) lose() { r.lostMu.Do(func() { close(r.lost) }) }
+
+func (r *relay) envelope(k kind, seq uint64, payload []byte) *envelope {
+	return &envelope{kind: k, token: r.token, party: r.ref.party, room: r.ref.room, from: r.n.name, seq: seq, payload: payload}
+}
+
+// joinRequest is what the owner's OnConnect sees of the client's upgrade.
+type joinRequest struct {
+	ID         string      `json:"id"`
+	Method     string      `json:"method"`
+	URL        string      `json:"url"` // the request URI, as sent
+	Host       string      `json:"host"`
+	Header     http.Header `json:"header"`
+	RemoteAddr string      `json:"remoteAddr"`
+	TLS        bool        `json:"tls,omitempty"`
+}
+
+// Admit implements party.Relay: it asks the owner to join the client, and
+// waits for its answer.
+func (r *relay) Admit(id string, req *http.Request) error {
+	r.n.mu.Lock()
+	r.n.nextSeq++
+	seq := r.n.nextSeq
+	r.n.mu.Unlock()
+	m := &member{seq: seq, id: id, admitted: make(chan error, 1), credit: make(chan struct{}, 1)}
+	r.mu.Lock()
+	r.members[seq] = m
+	r.mu.Unlock()
+	jr, _ := json.Marshal(joinRequest{ID: id, Method: req.Method, URL: req.RequestURI, Host: req.Host,
+		Header: req.Header, RemoteAddr: req.RemoteAddr, TLS: req.TLS != nil})
+	r.n.publish(r.owner, r.envelope(kindJoin, seq, jr))
+	var err error
+	select {
+	case err = <-m.admitted:
+	case <-r.lost:
+		err = fmt.Errorf("cluster: the room's node %s is gone", r.owner)
+	case <-timer(r.n.joinTimeout):
+		err = fmt.Errorf("cluster: node %s did not answer within %v", r.owner, r.n.joinTimeout)
+		r.lose() // an owner that does not answer: place the room anew
+	}
+	r.mu.Lock()
+	if err != nil {
+		delete(r.members, seq)
+	} else {
+		r.admitting = m
+	}
+	r.mu.Unlock()
+	if err != nil {
+		// Tell the owner in case it joined the client after all.
+		r.n.publish(r.owner, r.envelope(kindLeave, seq, closeStatus(int(party.StatusAbnormalClosure), "not admitted")))
+	}
+	return err
+}
+
+// OnConnect binds the client's connection to the member Admit created, and
+// delivers what the owner sent it meanwhile.
+func (r *relay) OnConnect(c *party.Connection, _ *http.Request) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.admitting
+	r.admitting = nil
+	if m == nil || m.id != c.ID() {
+		c.Close(party.StatusInternalError, "cluster: connection not admitted")
+		return
+	}
+	m.conn = c
+	r.byConn[c] = m
+	for _, msg := range m.pending {
+		c.Send(msg)
+	}
+	m.pending = nil
+	if m.closing != nil {
+		c.Close(m.closing[0].(party.StatusCode), m.closing[1].(string))
+	}
+}
+
+// OnMessage forwards a client's message to the owner, waiting for credit
+// when relayWindow messages are in flight.
+func (r *relay) OnMessage(msg party.Message, c *party.Connection) {
+	r.mu.Lock()
+	m := r.byConn[c]
+	if m == nil {
+		r.mu.Unlock()
+		return
+	}
+	m.inflight++
+	wait := m.inflight > relayWindow
+	r.mu.Unlock()
+	k := kindText
+	if msg.IsBinary() {
+		k = kindBinary
+	}
+	e := r.envelope(k, m.seq, msg.Bytes())
+	if err := r.n.nc.Publish(r.n.nodeSubject(r.owner), e.encode()); err != nil {
+		r.n.log.Warn("cluster: forwarding a message to the room's node", "to", r.owner, "party", r.ref.party, "room", r.ref.room, "bytes", len(msg.Bytes()), "err", err)
+		c.Close(party.StatusMessageTooBig, "cluster: message not forwarded to the room's node")
+		return
+	}
+	for wait {
+		select {
+		case <-m.credit:
+		case <-r.lost:
+			return
+		}
+		r.mu.Lock()
+		wait = m.inflight > relayWindow && r.byConn[c] == m
+		r.mu.Unlock()
+	}
+}
+
+// OnClose tells the owner that the client left.
+func (r *relay) OnClose(c *party.Connection) {
+	r.mu.Lock()
+	m := r.byConn[c]
+	delete(r.byConn, c)
+	if m != nil {
+		delete(r.members, m.seq)
+	}
+	r.mu.Unlock()
+	if m == nil {
+		return
+	}
+	code, reason := c.CloseStatus()
+	r.n.publish(r.owner, r.envelope(kindLeave, m.seq, closeStatus(int(code), reason)))
+}
+
+// OnRequest forwards an HTTP request to the owner, and writes its answer.
+func (r *relay) OnRequest(w http.ResponseWriter, req *http.Request) {
+	var buf bytes.Buffer
+	req.Body = http.MaxBytesReader(w, req.Body, 1<<20)
+	out := req.Clone(req.Context())
+	out.Header.Del("Connection")
+	if err := out.Write(&buf); err != nil {
+		http.Error(w, "cluster: reading the request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	ctx, cancel := context.WithTimeout(req.Context(), r.n.joinTimeout)
+	defer cancel()
+	reply, err := r.n.nc.RequestWithContext(ctx, r.n.nodeSubject(r.owner), r.envelope(kindFetch, 0, buf.Bytes()).encode())
+	if err != nil {
+		http.Error(w, fmt.Sprintf("cluster: the room's node %s did not answer: %v", r.owner, err), http.StatusBadGateway)
+		return
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(reply.Data)), req)
+	if err != nil {
+		http.Error(w, "cluster: malformed answer from the room's node: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	io.Copy(w, resp.Body)
+}
+
+// toRelay handles a message from a room's owner.
+func (n *Node) toRelay(e envelope) {
+	n.mu.Lock()
+	r := n.relays[roomRef{e.party, e.room}]
+	n.mu.Unlock()
+	switch {
+	case r == nil || e.from != r.owner:
+		if e.kind != kindGone && e.kind != kindCredit {
+			n.log.Debug("cluster: dropped a message for a room not relayed here", "from", e.from, "kind", e.kind, "party", e.party, "room", e.room)
+		}
+		return
+	case e.token < r.token:
+		n.log.Warn("cluster: dropped a message from a node that no longer owns the room", "from", e.from, "kind", e.kind, "party", e.party, "room", e.room)
+		return
+	case e.token > r.token || e.kind == kindGone:
+		r.lose() // the owner runs a newer incarnation of the room, or none
+		return
+	}
+	if err := r.deliver(e); err != nil {
+		n.log.Warn("cluster: dropped a malformed message", "from", e.from, "kind", e.kind, "err", err)
+	}
+}
+
+// deliver applies one message of the owner to the room's members.
+func (r *relay) deliver(e envelope) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e.kind == kindBroadcastText || e.kind == kindBroadcastBinary {
+		without, data, err := readBroadcast(e.payload)
+		if err != nil {
+			return err
+		}
+		msg := message(e.kind == kindBroadcastBinary, data)
+		for _, m := range r.members {
+			if m.joined && !slices.Contains(without, m.id) {
+				m.send(msg)
+			}
+		}
+		return nil
+	}
+	m := r.members[e.seq]
+	if m == nil {
+		return nil // gone since
+	}
+	switch e.kind {
+	case kindJoined:
+		m.joined = true
+		m.answer(nil)
+	case kindRefused:
+		status, why, err := readCloseStatus(e.payload)
+		if err != nil {
+			return err
+		}
+		m.answer(&party.HTTPError{Status: status, Message: why})
+	case kindSendText, kindSendBinary:
+		m.send(message(e.kind == kindSendBinary, e.payload))
+	case kindClose:
+		code, reason, err := readCloseStatus(e.payload)
+		if err != nil {
+			return err
+		}
+		if m.conn != nil {
+			m.conn.Close(party.StatusCode(code), reason)
+		} else {
+			m.closing = &[2]any{party.StatusCode(code), reason}
+		}
+	case kindCredit:
+		rd := reader{e.payload, nil}
+		m.inflight -= int(rd.uvarint())
+		select {
+		case m.credit <- struct{}{}:
+		default:
+		}
+		return rd.err
+	default:
+		return fmt.Errorf("%w: %s to a relay", errMalformed, e.kind)
+	}
+	return nil
+}
+
+// answer gives Admit the owner's answer; a second one is dropped.
+func (m *member) answer(err error) {
+	select {
+	case m.admitted <- err:
+	default:
+	}
+}
+
+// send delivers msg to the member's client, or keeps it until OnConnect.
+// The caller holds the relay's mu.
+func (m *member) send(msg party.Message) {
+	if m.conn != nil {
+		m.conn.Send(msg)
+		return
+	}
+	m.pending = append(m.pending, msg)
+}
+
+// message copies data (which aliases a NATS message) into a Message.
+func message(binary bool, data []byte) party.Message {
+	b := bytes.Clone(data)
+	if binary {
+		return party.Binary(b)
+	}
+	return party.TextBytes(b)
+}
