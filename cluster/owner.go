@@ -108,7 +108,7 @@ type link struct {
 	seq uint64
 }
 
-func (l *link) Joined()               { l.f.o.n.publish(l.f.node, l.f.o.envelope(kindJoined, l.seq, nil)) }
+func (l *link) Joined()              { l.f.o.n.publish(l.f.node, l.f.o.envelope(kindJoined, l.seq, nil)) }
 func (l *link) Fanout() party.Fanout { return l.f }
 
 func (l *link) Send(msg party.Message) error {

@@ -52,8 +52,8 @@ type member struct {
 	pending  []party.Message   // sent by the owner before conn was set
 	closing  *[2]any           // a close from the owner before conn was set: code, reason
 	admitted chan error        // Admit's answer: nil once joined, or why not
-	inflight int                // forwarded, not yet credited
-	credit   chan struct{}      // signalled when credit arrives
+	inflight int               // forwarded, not yet credited
+	credit   chan struct{}     // signalled when credit arrives
 }
 
 func (n *Node) newRelay(ref roomRef, own Owner) *relay {
