@@ -68,19 +68,21 @@ type Node struct {
 	owners      *Owners
 	store       *Store
 
-	subs []*nats.Subscription
-	stop chan struct{}
-	done chan struct{}
+	subs      []*nats.Subscription
+	releasing sync.WaitGroup // owned rooms not released yet
+	stop      chan struct{}
+	done      chan struct{}
 
-	mu       sync.Mutex
-	seen     map[string]time.Time // last heartbeat of each other node
-	gone     map[string]bool      // nodes declared gone (until heard again)
-	relays   map[roomRef]*relay   // rooms run elsewhere, with clients held here
-	owned    map[roomRef]*owned   // rooms run here
-	remotes  map[connRef]*remote  // connections held elsewhere, in rooms run here
-	nextSeq  uint64
-	leaving  bool
-	shutdown bool
+	mu           sync.Mutex
+	seen         map[string]time.Time // last heartbeat of each other node
+	gone         map[string]bool      // nodes declared gone (until heard again)
+	relays       map[roomRef]*relay   // rooms run elsewhere, with clients held here
+	owned        map[roomRef]*owned   // rooms run here
+	ownedChanged chan struct{}        // closed (and replaced) when a room is owned here
+	remotes      map[connRef]*remote  // connections held elsewhere, in rooms run here
+	nextSeq      uint64
+	leaving      bool
+	shutdown     bool
 }
 
 // roomRef names a room.
@@ -114,18 +116,19 @@ func Join(ctx context.Context, host *party.Host, nc *nats.Conn, cfg Config) (*No
 	ttl := cmp.Or(cfg.TTL, cfg.Owners.TTL, DefaultLeaseTTL)
 	n := &Node{
 		host: host, nc: nc, name: cfg.Node,
-		prefix:      cmp.Or(cfg.Prefix, DefaultPrefix),
-		ttl:         ttl,
-		joinTimeout: cmp.Or(cfg.JoinTimeout, DefaultJoinTimeout),
-		beat:        min(ttl/10, time.Second),
-		log:         cmp.Or(cfg.Logger, host.Logger, slog.Default()),
-		stop:        make(chan struct{}),
-		done:        make(chan struct{}),
-		seen:        make(map[string]time.Time),
-		gone:        make(map[string]bool),
-		relays:      make(map[roomRef]*relay),
-		owned:       make(map[roomRef]*owned),
-		remotes:     make(map[connRef]*remote),
+		prefix:       cmp.Or(cfg.Prefix, DefaultPrefix),
+		ttl:          ttl,
+		joinTimeout:  cmp.Or(cfg.JoinTimeout, DefaultJoinTimeout),
+		beat:         min(ttl/10, time.Second),
+		log:          cmp.Or(cfg.Logger, host.Logger, slog.Default()),
+		stop:         make(chan struct{}),
+		done:         make(chan struct{}),
+		seen:         make(map[string]time.Time),
+		gone:         make(map[string]bool),
+		relays:       make(map[roomRef]*relay),
+		owned:        make(map[roomRef]*owned),
+		ownedChanged: make(chan struct{}),
+		remotes:      make(map[connRef]*remote),
 	}
 	n.deadAfter = 3 * n.beat
 	n.subject = n.nodeSubject(n.name)
@@ -201,6 +204,12 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.mu.Unlock()
 	n.publishBeat()
 	err := n.host.Shutdown(ctx)
+	released := make(chan struct{})
+	go func() { n.releasing.Wait(); close(released) }()
+	select {
+	case <-released:
+	case <-ctx.Done():
+	}
 	close(n.stop)
 	<-n.done
 	n.unsubscribe()

@@ -2,8 +2,14 @@ package cluster
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -145,4 +151,82 @@ func TestGuideChatAcrossNodes(t *testing.T) {
 	b.conn.Close(websocket.StatusNormalClosure, "bye")
 	a.expect("So sad! b left the party!")
 	c.expect("So sad! b left the party!")
+}
+
+// countingServer counts, per room, the Servers built and the connections
+// they saw join.
+type countingServer struct {
+	room   *party.Room
+	joined *sync.Map // room id -> *atomic.Int64
+}
+
+func (s *countingServer) OnConnect(c *party.Connection, _ *http.Request) {
+	v, _ := s.joined.LoadOrStore(s.room.ID(), new(atomic.Int64))
+	v.(*atomic.Int64).Add(1)
+	c.Send(party.Text("in"))
+}
+
+// TestOneServerPerRoom joins 1,000 rooms concurrently from three nodes, one
+// client per node and room: each room's Server is built exactly once in the
+// cluster, and that one instance sees all three connections.
+func TestOneServerPerRoom(t *testing.T) {
+	if testing.Short() {
+		t.Skip("3,000 connections")
+	}
+	const rooms = 1000
+	ns := startServer(t, "")
+	var built, joined sync.Map
+	nodes := startNodes(t, ns, 3, 5*time.Second, func(r *party.Room) party.Server {
+		v, _ := built.LoadOrStore(r.ID(), new(atomic.Int64))
+		v.(*atomic.Int64).Add(1)
+		return &countingServer{room: r, joined: &joined}
+	})
+	for _, n := range nodes {
+		n.host.IdleTimeout = time.Minute // no room is dropped and built again meanwhile
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	errs := make(chan error, rooms*3)
+	for i := range rooms * 3 {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			node := nodes[i%3]
+			room := fmt.Sprintf("r%d", i/3)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			u := "ws" + strings.TrimPrefix(node.srv.URL, "http") + "/parties/main/" + room + "?_pk=c" + strconv.Itoa(i)
+			conn, resp, err := websocket.Dial(ctx, u, nil)
+			if err != nil {
+				var body []byte
+				if resp != nil {
+					body, _ = io.ReadAll(resp.Body)
+				}
+				errs <- fmt.Errorf("%s on node %d: %w: %s", room, i%3, err, body)
+				return
+			}
+			t.Cleanup(func() { conn.CloseNow() })
+			if _, data, err := conn.Read(ctx); err != nil || string(data) != "in" {
+				errs <- fmt.Errorf("%s on node %d: read %q, %v", room, i%3, data, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for i := range rooms {
+		room := fmt.Sprintf("r%d", i)
+		b, _ := built.Load(room)
+		j, _ := joined.Load(room)
+		if b == nil || b.(*atomic.Int64).Load() != 1 {
+			t.Fatalf("room %s: %v Servers built, want 1", room, b)
+		}
+		if j == nil || j.(*atomic.Int64).Load() != 3 {
+			t.Fatalf("room %s: its Server saw %v connections join, want 3", room, j)
+		}
+	}
 }

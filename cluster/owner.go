@@ -35,8 +35,11 @@ type owned struct {
 // own records the room just claimed and returns its Placement.
 func (n *Node) own(ref roomRef, lease *Lease) party.Placement {
 	o := &owned{n: n, ref: ref, lease: lease, fanouts: make(map[string]*fanout)}
+	n.releasing.Add(1)
 	n.mu.Lock()
 	n.owned[ref] = o
+	close(n.ownedChanged)
+	n.ownedChanged = make(chan struct{})
 	n.mu.Unlock()
 	return party.Placement{Lost: lease.Lost(), Release: o.release}
 }
@@ -45,6 +48,7 @@ func (n *Node) own(ref roomRef, lease *Lease) party.Placement {
 // that relayed it, so that they place it anew at once.
 func (o *owned) release() {
 	n := o.n
+	defer n.releasing.Done()
 	n.mu.Lock()
 	if n.owned[o.ref] == o {
 		delete(n.owned, o.ref)
@@ -130,8 +134,15 @@ func (n *Node) toOwner(e envelope, m *nats.Msg) {
 	n.mu.Lock()
 	o := n.owned[ref]
 	n.mu.Unlock()
+	if o == nil && e.kind == kindJoin {
+		// The join may have overtaken this node's claim: the claim's reply
+		// is still on its way here when the claiming node's relays learn
+		// of it from the bucket.
+		go n.joinWhenOwned(e, m)
+		return
+	}
 	if o == nil || o.lease.Token() != e.token {
-		n.stale(e, m, o)
+		n.stale(e, m)
 		return
 	}
 	switch e.kind {
@@ -147,7 +158,7 @@ func (n *Node) toOwner(e envelope, m *nats.Msg) {
 // stale answers a message for a room not run here (any more): a join is
 // refused, a request answered 503, a client's message makes its node close
 // it with 1012, so that the client reconnects and the room is placed anew.
-func (n *Node) stale(e envelope, m *nats.Msg, o *owned) {
+func (n *Node) stale(e envelope, m *nats.Msg) {
 	n.log.Debug("cluster: message for a room not run here", "from", e.from, "kind", e.kind, "party", e.party, "room", e.room)
 	status := func(code int, why string) *envelope {
 		k := kindRefused
@@ -163,6 +174,32 @@ func (n *Node) stale(e envelope, m *nats.Msg, o *owned) {
 		n.publish(e.from, status(int(party.StatusServiceRestart), "room moved"))
 	case kindFetch:
 		n.reply(m, &http.Response{StatusCode: http.StatusServiceUnavailable, Body: http.NoBody}, "room moved: try again")
+	}
+}
+
+// joinWhenOwned waits up to a second for the room of a join to be owned
+// here, then joins the client or refuses it.
+func (n *Node) joinWhenOwned(e envelope, m *nats.Msg) {
+	ref := roomRef{e.party, e.room}
+	deadline := time.NewTimer(time.Second)
+	defer deadline.Stop()
+	for {
+		n.mu.Lock()
+		o, changed := n.owned[ref], n.ownedChanged
+		n.mu.Unlock()
+		if o != nil && o.lease.Token() == e.token {
+			n.joinRemote(o, e)
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			n.stale(e, m)
+			return
+		case <-n.stop:
+			n.stale(e, m)
+			return
+		}
 	}
 }
 
