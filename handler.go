@@ -81,30 +81,10 @@ func (h *Host) serveWebSocket(w http.ResponseWriter, r *http.Request, key roomKe
 		return
 	}
 	r = r2
-	room, err := h.acquire(key, true)
+	room, startErr, err := h.lockForUpgrade(key, id, r)
 	if err != nil {
 		h.refuse(w, r, key, err)
 		return
-	}
-
-	// The room's turn is taken before the 101 is written and kept until the
-	// connection has joined: no handler of the room runs between the moment
-	// the client sees its socket open and the moment it is in the room, so
-	// whatever the room does after a client is open reaches that client.
-	startErr := room.lock()
-	if startErr == nil && room.relay != nil {
-		// The room runs on another node: the client joins it there before
-		// its socket opens.
-		if err := room.relay.Admit(id, r); err != nil {
-			room.unlock()
-			room.release(true)
-			var he *HTTPError
-			if !errors.As(err, &he) {
-				err = &HTTPError{http.StatusServiceUnavailable, "joining the room on its node: " + err.Error()}
-			}
-			h.refuse(w, r, key, err)
-			return
-		}
 	}
 	ws, sock, err := wire.Accept(w, r, h.Subprotocols)
 	if err != nil {
@@ -138,6 +118,44 @@ func (h *Host) serveWebSocket(w http.ResponseWriter, r *http.Request, key roomKe
 	// are gone while the connection idles.
 	h.active.Add(1) // still counted by ServeHTTP: Add is safe during Shutdown
 	go c.serve(joined)
+}
+
+// lockForUpgrade returns the room of an upgrade, with a connection slot
+// reserved and, if startErr is nil, its turn held.
+//
+// The room's turn is taken before the 101 is written and kept until the
+// connection has joined: no handler of the room runs between the moment the
+// client sees its socket open and the moment it is in the room, so whatever
+// the room does after a client is open reaches that client. A relay room
+// (the room runs on another node) first has the client join there
+// (Relay.Admit); if that fails because the room has just moved (the relay's
+// Placement is lost), the room is placed anew, up to three times.
+func (h *Host) lockForUpgrade(key roomKey, id string, r *http.Request) (room *Room, startErr, err error) {
+	for attempt := 1; ; attempt++ {
+		room, err := h.acquire(key, true)
+		if err != nil {
+			return nil, nil, err
+		}
+		startErr := room.lock()
+		if startErr != nil || room.relay == nil {
+			return room, startErr, nil
+		}
+		err = room.relay.Admit(id, r)
+		if err == nil {
+			return room, nil, nil
+		}
+		room.unlock()
+		room.release(true)
+		if room.isLost() && attempt < 3 {
+			room.lose()
+			continue
+		}
+		var he *HTTPError
+		if !errors.As(err, &he) {
+			err = &HTTPError{http.StatusServiceUnavailable, "joining the room on its node: " + err.Error()}
+		}
+		return nil, nil, err
+	}
 }
 
 // checkUpgrade makes every check of a WebSocket upgrade that comes before

@@ -110,11 +110,13 @@ type Remote struct {
 	link   Link
 	fanout Fanout // link.Fanout()
 
-	mu      sync.Mutex
-	in      []remoteMessage // given to Receive, not yet handled
-	running bool            // a goroutine handles in
-	left    bool            // Leave was called
-	done    bool            // the connection is out of the room
+	mu          sync.Mutex
+	in          []remoteMessage // given to Receive, not yet handled
+	running     bool            // a goroutine handles in
+	left        bool            // Leave was called
+	leaveCode   StatusCode      // Leave's status, recorded once the messages before it are handled
+	leaveReason string
+	done        bool // the connection is out of the room
 }
 
 type remoteMessage struct {
@@ -139,11 +141,15 @@ func (h *Host) JoinRemote(ctx context.Context, party, room, id string, req *http
 	if link == nil {
 		return nil, errors.New("party: JoinRemote with a nil Link")
 	}
+	fanout := link.Fanout()
+	if fanout == nil {
+		return nil, errors.New("party: JoinRemote with a Link whose Fanout is nil")
+	}
 	if !h.enter() {
 		return nil, ErrShutdown
 	}
 	key := roomKey{party, room}
-	r, err := h.joinRemote(ctx, key, id, req, link)
+	r, err := h.joinRemote(ctx, key, id, req, link, fanout)
 	if err != nil {
 		h.leave()
 		return nil, err
@@ -151,7 +157,7 @@ func (h *Host) JoinRemote(ctx context.Context, party, room, id string, req *http
 	return r, nil
 }
 
-func (h *Host) joinRemote(ctx context.Context, key roomKey, id string, req *http.Request, link Link) (*Remote, error) {
+func (h *Host) joinRemote(ctx context.Context, key roomKey, id string, req *http.Request, link Link, fanout Fanout) (*Remote, error) {
 	if err := checkID("room id", key.id); err != nil {
 		return nil, err
 	}
@@ -171,7 +177,7 @@ func (h *Host) joinRemote(ctx context.Context, key roomKey, id string, req *http
 		room.release(true)
 		return nil, ErrElsewhere
 	}
-	rc := &Remote{link: link, fanout: link.Fanout()}
+	rc := &Remote{link: link, fanout: fanout}
 	c := &Connection{id: id, uri: requestURI(req), remoteAddr: req.RemoteAddr, opened: time.Now(), room: room, tags: []string{id}, remote: rc}
 	rc.c = c
 	stats := &room.factory.stats
@@ -209,20 +215,18 @@ func (rc *Remote) Receive(msg Message, handled func()) {
 }
 
 // Leave says that the client's socket closed with code and reason (1006
-// if it broke, or if its node is gone): the connection closes, and leaves
-// the room (OnClose) after the messages already given to Receive. Calling
-// it again does nothing.
+// if it broke, or if its node is gone). As with a socket of this Host,
+// whose close frame is read after the messages before it, the messages
+// already given to Receive are handled first; then the connection closes
+// with code and reason (unless the server closed it first) and leaves the
+// room (OnClose). Calling it again does nothing.
 func (rc *Remote) Leave(code StatusCode, reason string) {
-	c := rc.c
-	c.mu.Lock()
-	c.setClosingLocked(code, reason, nil, ClosedByClient)
-	c.mu.Unlock()
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	if rc.left {
 		return
 	}
-	rc.left = true
+	rc.left, rc.leaveCode, rc.leaveReason = true, code, reason
 	rc.startLocked()
 }
 
@@ -248,9 +252,14 @@ func (rc *Remote) run() {
 			rc.mu.Unlock()
 			return
 		}
+		code, reason := rc.leaveCode, rc.leaveReason
 		rc.mu.Unlock()
 		if leaving {
+			c.mu.Lock()
+			c.setClosingLocked(code, reason, nil, ClosedByClient)
+			c.mu.Unlock()
 			rc.finish(true)
+			r.host.leave()
 			return
 		}
 		for _, m := range batch {
@@ -274,7 +283,8 @@ func (rc *Remote) run() {
 }
 
 // finish takes the connection out of its room (OnClose, if it joined) and
-// gives back what it held.
+// gives back the room's references. The caller then calls Host.leave
+// (JoinRemote for a failed join, run for a connection that leaves).
 func (rc *Remote) finish(joined bool) {
 	c := rc.c
 	r := c.room
@@ -298,7 +308,6 @@ func (rc *Remote) finish(joined bool) {
 	c.mu.Unlock()
 	r.factory.stats.connectionEnded(why)
 	r.release(true)
-	r.host.leave()
 }
 
 // remoteSend is Send for a remote connection: straight to its Link.
@@ -338,7 +347,7 @@ func (r *Room) place(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("party: placing the room: %w", err)
 	}
-	r.placed, r.relay = true, pl.Relay
+	r.placed, r.relay, r.lostCh = true, pl.Relay, pl.Lost
 	r.life.Lock()
 	r.releasePlacement = pl.Release
 	dead := r.dead
@@ -346,20 +355,44 @@ func (r *Room) place(ctx context.Context) error {
 	if dead {
 		r.runRelease()
 	}
-	if pl.Lost != nil {
-		done := r.done
-		go func() {
-			select {
-			case <-pl.Lost:
-				r.lose()
-			case <-done:
-			}
-		}()
-	}
+	r.placementLost = pl.Lost // watched once the room's storage is open (watchPlacement)
 	return nil
 }
 
-// lose drops the room at once: its node may no longer run it.
+// watchPlacement starts watching the Placement's Lost, once. start calls it
+// in the turn once the room's storage is open, not before: a room lost
+// while its storage opened would be dropped before the handle existed, so
+// the handle would never be closed, and Release would run before it was.
+func (r *Room) watchPlacement() {
+	lost := r.placementLost
+	if lost == nil {
+		return
+	}
+	r.placementLost = nil
+	done := r.done
+	go func() {
+		select {
+		case <-lost:
+			r.lose()
+		case <-done:
+		}
+	}()
+}
+
+// isLost reports whether the room's Placement is lost (its Lost closed),
+// whether or not the room has been dropped for it yet.
+func (r *Room) isLost() bool {
+	select {
+	case <-r.lostCh:
+		return true
+	default:
+		return r.lost.Load()
+	}
+}
+
+// lose drops the room at once: its node may no longer run it. A
+// connection that joins after the snapshot taken here is closed by join,
+// which looks at lost once it has added the connection.
 func (r *Room) lose() {
 	r.lost.Store(true)
 	r.drop()

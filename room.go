@@ -43,8 +43,10 @@ type Room struct {
 	placed           bool
 	relay            Relay
 	lost             atomic.Bool
+	lostCh           <-chan struct{} // Placement.Lost
 	releasePlacement func() // guarded by life
 	done             chan struct{}
+	placementLost    <-chan struct{} // the Placement's Lost, until watched (guarded by turn)
 
 	// life guards the room's lifecycle: who uses it and whether it is dropped.
 	life      sync.Mutex
@@ -165,6 +167,11 @@ func (r *Room) join(c *Connection, req *http.Request) bool {
 	}
 	if r.host.closing.Load() {
 		c.closeAfterQueue(StatusServiceRestart, "server shutting down", nil, ClosedShutdown)
+	}
+	if r.lost.Load() {
+		// Lost while c was on its way in (in ConnectionTags, or while its
+		// room started): lose's snapshot may have missed it.
+		c.closeAfterQueue(StatusServiceRestart, "room moved", nil, ClosedMoved)
 	}
 	if on := r.handlers.connect; on != nil {
 		if err := r.runHandler(handlerOnConnect, c, func() { on.OnConnect(c, req) }); err != nil {

@@ -18,6 +18,10 @@ import (
 	"party"
 )
 
+// envelopeRoom is what a message between nodes may need besides the
+// client's message: its kind, token, party, room, node and sequence.
+const envelopeRoom = 4096
+
 // Defaults of [Config].
 const (
 	DefaultPrefix      = "party"
@@ -70,6 +74,7 @@ type Node struct {
 
 	subs      []*nats.Subscription
 	releasing sync.WaitGroup // owned rooms not released yet
+	bg        sync.WaitGroup // background work (resumeAlarms)
 	stop      chan struct{}
 	done      chan struct{}
 
@@ -101,9 +106,15 @@ var nodeName = regexp.MustCompile(`^[-_a-zA-Z0-9]+$`)
 // host.Storage (call it before the Host serves), opens the leases' bucket
 // and the storage stream (creating them if absent), and starts the node's
 // subscriptions and heartbeat. nc stays the caller's: Shutdown does not
-// close it. Messages between nodes are single NATS messages, so the
-// server's max_payload (1 MiB by default) must exceed host.ReadLimit by a
-// few KiB; Join logs a warning if it does not.
+// close it.
+//
+// A client's message travels between nodes as one NATS message, so it must
+// fit the server's max_payload (1 MiB by default) with 4 KiB to spare: if
+// host.ReadLimit is zero (party.DefaultReadLimit, 1 MiB), Join lowers it to
+// what fits (a larger message closes its connection with 1009, as any over
+// ReadLimit); if it is set higher than what fits, Join logs a warning, and
+// such a message closes its connection with 1009 when it is forwarded.
+// Raise max_payload in the server's configuration to carry more.
 func Join(ctx context.Context, host *party.Host, nc *nats.Conn, cfg Config) (*Node, error) {
 	if cfg.Node == "" {
 		b := make([]byte, 6)
@@ -136,14 +147,18 @@ func Join(ctx context.Context, host *party.Host, nc *nats.Conn, cfg Config) (*No
 	if err := n.open(ctx, cfg); err != nil {
 		return nil, err
 	}
-	if limit := cmp.Or(host.ReadLimit, party.DefaultReadLimit); nc.MaxPayload() < limit+4096 {
-		n.log.Warn("cluster: the NATS server's max_payload is under Host.ReadLimit: a client message too big for it closes its connection with 1009",
-			"max_payload", nc.MaxPayload(), "read_limit", limit)
+	fits := nc.MaxPayload() - envelopeRoom
+	switch {
+	case host.ReadLimit == 0 && fits < party.DefaultReadLimit:
+		host.ReadLimit = fits
+	case host.ReadLimit > fits:
+		n.log.Warn("cluster: Host.ReadLimit is over what the NATS server's max_payload carries: a client message too big for it closes its connection with 1009",
+			"max_payload", nc.MaxPayload(), "read_limit", host.ReadLimit)
 	}
 	host.Storage = n.store
 	host.Placer = n
 	go n.heartbeat()
-	go n.resumeAlarms()
+	n.background(n.resumeAlarms)
 	return n, nil
 }
 
@@ -212,6 +227,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 	close(n.stop)
 	<-n.done
+	n.bg.Wait()
 	n.unsubscribe()
 	if cerr := n.owners.Close(ctx); cerr != nil && err == nil {
 		err = cerr
@@ -362,7 +378,22 @@ func (n *Node) nodeGone(node, why string) {
 	for _, rc := range left {
 		rc.rc.Leave(party.StatusAbnormalClosure, "node "+node+" gone")
 	}
-	go n.resumeAlarms()
+	n.background(n.resumeAlarms)
+}
+
+// background runs f on a goroutine that Shutdown waits for, unless the node
+// is shutting down.
+func (n *Node) background(f func()) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.shutdown {
+		return
+	}
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		f()
+	}()
 }
 
 // resumeAlarms starts, here, the rooms with an alarm that no node owns, so
@@ -376,6 +407,11 @@ func (n *Node) resumeAlarms() {
 		return
 	}
 	for _, a := range alarms {
+		select {
+		case <-n.stop:
+			return
+		default:
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), n.joinTimeout)
 		if _, err := n.owners.Owner(ctx, a.Party, a.Room); errors.Is(err, ErrNoOwner) {
 			err := n.host.Call(ctx, a.Party, a.Room, func(party.Server) error { return nil })

@@ -32,13 +32,20 @@ type testNode struct {
 // and Host (built by factory), shut down at the end of the test.
 func startNodes(t testing.TB, ns *server.Server, count int, ttl time.Duration, factory func(*party.Room) party.Server) []*testNode {
 	t.Helper()
+	return startNodesWith(t, ns, count, ttl, func(string) func(*party.Room) party.Server { return factory })
+}
+
+// startNodesWith is startNodes with a factory per node, given its name.
+func startNodesWith(t testing.TB, ns *server.Server, count int, ttl time.Duration, factory func(node string) func(*party.Room) party.Server) []*testNode {
+	t.Helper()
 	nodes := make([]*testNode, count)
 	for i := range nodes {
 		nc, _ := connect(t, ns)
-		h := party.Handler(factory)
+		name := "n" + string(rune('1'+i))
+		h := party.Handler(factory(name))
 		h.IdleTimeout = 200 * time.Millisecond
 		n, err := Join(testCtx(t, 10*time.Second), h, nc, Config{
-			Node: "n" + string(rune('1'+i)), TTL: ttl,
+			Node: name, TTL: ttl,
 			Owners: OwnersConfig{Bucket: "owners"},
 			Store:  StoreConfig{Stream: "STORE", Subject: "store", AlarmBucket: "alarms"},
 		})
@@ -114,6 +121,34 @@ func (c *client) read() string {
 		c.t.Fatalf("read: %v", err)
 	}
 	return string(data)
+}
+
+// expectClose reads until the connection closes, which it must with code.
+func (c *client) expectClose(code party.StatusCode) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		_, data, err := c.conn.Read(ctx)
+		if err == nil {
+			continue
+		}
+		if got := websocket.CloseStatus(err); got != websocket.StatusCode(code) {
+			c.t.Fatalf("closed with %v (%v), want %d", got, err, code)
+		}
+		_ = data
+		return
+	}
+}
+
+// ownerOf returns the name of the node that owns room of the default party.
+func ownerOf(t testing.TB, n *testNode, room string) string {
+	t.Helper()
+	own, err := n.node.owners.Owner(testCtx(t, 5*time.Second), "main", room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return own.Node
 }
 
 func (c *client) expect(want string) {
