@@ -91,6 +91,28 @@ func startServer(t testing.TB, dir string) *server.Server {
 	return ns
 }
 
+// startListeningServer runs a JetStream server listening on 127.0.0.1:port
+// (-1: a free one), storing in dir, shut down at the end of the test.
+func startListeningServer(t testing.TB, dir string, port int) *server.Server {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		t.Fatal("nats-server not ready in 10s")
+	}
+	t.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	return ns
+}
+
 // connect opens a connection of its own to ns (one "node"), closed at the
 // end of the test.
 func connect(t testing.TB, ns *server.Server) (*nats.Conn, jetstream.JetStream) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"party"
 	"party/examples/guide"
@@ -38,9 +40,31 @@ func startNodes(t testing.TB, ns *server.Server, count int, ttl time.Duration, f
 // startNodesWith is startNodes with a factory per node, given its name.
 func startNodesWith(t testing.TB, ns *server.Server, count int, ttl time.Duration, factory func(node string) func(*party.Room) party.Server) []*testNode {
 	t.Helper()
+	return startNodesConn(t, count, ttl, factory, func() *nats.Conn {
+		nc, _ := connect(t, ns)
+		return nc
+	})
+}
+
+// startNodesOn starts nodes connected to the NATS server at url over TCP,
+// reconnecting forever when it goes away.
+func startNodesOn(t testing.TB, url string, count int, ttl time.Duration, factory func(node string) func(*party.Room) party.Server) []*testNode {
+	t.Helper()
+	return startNodesConn(t, count, ttl, factory, func() *nats.Conn {
+		nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.ReconnectJitter(0, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
+	})
+}
+
+func startNodesConn(t testing.TB, count int, ttl time.Duration, factory func(node string) func(*party.Room) party.Server, conn func() *nats.Conn) []*testNode {
+	t.Helper()
 	nodes := make([]*testNode, count)
 	for i := range nodes {
-		nc, _ := connect(t, ns)
+		nc := conn()
 		name := "n" + string(rune('1'+i))
 		h := party.Handler(factory(name))
 		h.IdleTimeout = 200 * time.Millisecond
@@ -74,6 +98,21 @@ func startNodesWith(t testing.TB, ns *server.Server, count int, ttl time.Duratio
 		return true
 	})
 	return nodes
+}
+
+// shutdownNodes shuts the nodes down gracefully now (their cleanup does it
+// again, which does nothing).
+func shutdownNodes(t testing.TB, nodes []*testNode) {
+	t.Helper()
+	for _, n := range nodes {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := n.node.Shutdown(ctx)
+		cancel()
+		if err != nil {
+			buf := make([]byte, 1<<20)
+			t.Errorf("Shutdown of %s: %v\n%s", n.node.name, err, buf[:runtime.Stack(buf, true)])
+		}
+	}
 }
 
 // client is a WebSocket client of a test.
