@@ -1,0 +1,151 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"party"
+)
+
+// slowEcho is a room that takes a millisecond per message and broadcasts
+// each to everyone but its sender; it answers HTTP requests with its node's
+// name and the request's path and body, and counts alarms.
+type slowEcho struct {
+	room   *party.Room
+	node   string
+	alarms chan string
+}
+
+func (s *slowEcho) OnMessage(msg party.Message, c *party.Connection) {
+	if m := msg.String(); strings.HasPrefix(m, "alarm ") {
+		d, _ := time.ParseDuration(strings.TrimPrefix(m, "alarm "))
+		if err := s.room.SetAlarm(time.Now().Add(d)); err != nil {
+			c.Send(party.Text("alarm refused: " + err.Error()))
+			return
+		}
+		c.Send(party.Text("alarm set"))
+		return
+	}
+	time.Sleep(time.Millisecond)
+	s.room.Broadcast(msg, c.ID())
+}
+
+func (s *slowEcho) OnRequest(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	w.Header().Set("X-Node", s.node)
+	fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.Path, body)
+}
+
+func (s *slowEcho) OnAlarm() {
+	if s.alarms != nil {
+		s.alarms <- s.node
+	}
+}
+
+func slowEchoNodes(t *testing.T, count int, ttl time.Duration, alarms chan string) []*testNode {
+	ns := startServer(t, "")
+	return startNodesWith(t, ns, count, ttl, func(node string) func(*party.Room) party.Server {
+		return func(r *party.Room) party.Server { return &slowEcho{room: r, node: node, alarms: alarms} }
+	})
+}
+
+// TestOrderAndCreditAcrossNodes: a client held by one node sends 2,000
+// messages back to back to a room that runs on another and handles one a
+// millisecond, far more than the relay's window of 256 in flight: the sender
+// is slowed (credit), never closed, and a client on a third node gets every
+// message once, in order.
+func TestOrderAndCreditAcrossNodes(t *testing.T) {
+	nodes := slowEchoNodes(t, 3, 2*time.Second, nil)
+	owner := dial(t, nodes[0], "x", "owner")
+	_ = owner
+	reader := dial(t, nodes[2], "x", "reader")
+	sender := dial(t, nodes[1], "x", "sender")
+	const n = 2000
+	go func() {
+		for i := range n {
+			if err := sender.conn.Write(context.Background(), 1, []byte(strconv.Itoa(i))); err != nil {
+				return
+			}
+		}
+	}()
+	for i := range n {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		_, data, err := reader.conn.Read(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if string(data) != strconv.Itoa(i) {
+			t.Fatalf("message %d: got %q", i, data)
+		}
+	}
+}
+
+// TestFetchReachesTheOwner: an HTTP request to a room on a node that does
+// not run it is answered by the room's OnRequest on its owner.
+func TestFetchReachesTheOwner(t *testing.T) {
+	nodes := slowEchoNodes(t, 2, 2*time.Second, nil)
+	dial(t, nodes[0], "x", "a") // n1 runs x
+	for _, n := range nodes {
+		resp, err := http.Post(n.srv.URL+"/parties/main/x/sub", "text/plain", strings.NewReader("hi"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "POST /parties/main/x/sub hi" || resp.Header.Get("X-Node") != "n1" {
+			t.Fatalf("via %s: %d %q from %q; want 200 from n1", n.node.name, resp.StatusCode, body, resp.Header.Get("X-Node"))
+		}
+	}
+}
+
+// TestGracefulHandover: the owner of a room shuts down; its room's clients,
+// on every node, are closed with 1012 and rejoin at once on a survivor,
+// which claims the room without waiting for the TTL (a long one here); the
+// alarm the room had set fires there.
+func TestGracefulHandover(t *testing.T) {
+	alarms := make(chan string, 4)
+	nodes := slowEchoNodes(t, 3, time.Minute, alarms)
+	a := dial(t, nodes[0], "x", "a") // n1 runs x
+	b := dial(t, nodes[1], "x", "b")
+	a.send("alarm 2s")
+	a.expect("alarm set")
+
+	var wg sync.WaitGroup
+	for _, cl := range []*client{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl.expectClose(party.StatusServiceRestart)
+		}()
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := nodes[0].node.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	b = dial(t, nodes[1], "x", "b")
+	a = dial(t, nodes[2], "x", "a")
+	a.send("back")
+	b.expect("back")
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("the room ran again %v after its owner's Shutdown; the TTL is a minute: want no wait for it", took)
+	}
+	select {
+	case node := <-alarms:
+		if node == "n1" {
+			t.Fatal("the alarm fired on the node that shut down")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the room's alarm did not fire on its new owner")
+	}
+}
