@@ -1,9 +1,10 @@
-// Package cluster is the first slice of running party's rooms on many nodes
-// over NATS: each room owned by one node at a time through a lease in a
-// JetStream key-value bucket ([Owners], [Lease]), and a [Store], a
-// storage.Provider and storage.AlarmStore on JetStream whose writes are
-// fenced by the owner's lease, so that a room's storage and alarm follow it
-// to whichever node owns it next. NATS is the engine: there is no consensus
+// Package cluster runs party's rooms on many nodes over NATS: each room is
+// owned by one node at a time through a lease in a JetStream key-value
+// bucket ([Owners], [Lease]), any node serves any client by relaying to the
+// owner ([Join], [Node]), and a [Store], a storage.Provider and
+// storage.AlarmStore on JetStream whose writes are fenced by the owner's
+// lease, makes a room's storage and alarm follow it to whichever node owns
+// it next. NATS is the engine: there is no consensus
 // or discovery protocol of our own. It is a module of its own (party/cluster)
 // so that the core keeps its two dependencies.
 //
@@ -131,43 +132,107 @@
 // a cleared alarm stays as a value without a time (a few bytes a room), so
 // that it keeps fencing.
 //
-// # Not built yet
+// # Nodes
 //
-// The core's seam (a Host that asks a cluster where a room lives), relaying
-// client frames to the owner, broadcast fan-out across nodes, failover of
-// connections, graceful handover of a running room, an example and
-// benchmarks. A design for them follows.
+// [Join] makes a party.Host one node of a cluster: it sets the Host's
+// Placer (the node) and Storage (a Store fenced by the node's leases). The
+// application's Server code does not change: the guide's chat runs on a
+// cluster as written.
 //
-// # Next steps
+// Placement. A room's first turn on a node asks the node where it runs
+// (Node.Place): the node claims it (Owners.Claim) and runs it, or learns
+// the holder. If the holder is alive (heard within 3 heartbeats; a node
+// publishes one on Prefix.alive every min(TTL/10, 1 s)), the room on this
+// node is a relay to it; if the holder is gone, its lease expires within
+// the TTL and Place claims again every 50 ms until then.
 //
-// The seam. The core needs one hook: before it builds a room, ask a Placer
-// (an optional field of the Host) whether this node may run it. The cluster's
-// Placer calls Owners.Claim: on success the Host builds the room with a Store
-// opened under the lease's token and watches Lease.Lost, dropping the room
-// (closing its connections with 1012, so that clients reconnect) when it
-// fires; on ErrHeld the Host hands the connection to a relay instead of a
-// room. The Store's Token function is Owners.Token, so writes stop with the
-// lease.
+// Relaying: any node serves any client. The node a client reached keeps
+// its socket, and everything party does for sockets there (keepalive, send
+// queues, back-pressure, limits) still applies. Each node subscribes once,
+// to Prefix.node.<name>; a message between nodes names the room, the
+// owner's token and the connection (the holding node's name and a sequence
+// number it gave the connection, so that a client reconnecting with the
+// same id is never confused with its old socket). Before a client's upgrade
+// is answered, its node asks the owner to join it (Relay.Admit): the owner
+// runs party.Host.JoinRemote (OnConnect sees the client's URL, headers and
+// remote address), answers "joined" before OnConnect runs, and only then
+// does the client's socket open: open means joined, across nodes. A
+// client's messages go to the owner in the order read, on one NATS
+// connection (NATS keeps a publisher's order), and the owner hands them to
+// the room one at a time in that order. At most 256 messages of one
+// connection are in flight: the holding node then waits for the owner's
+// credit before reading on, so a flood is slowed at its TCP socket rather
+// than queued on the owner.
 //
-// Relaying. Each node subscribes to party.node.<node> (a queue of one). A
-// non-owner node keeps the client's WebSocket and forwards its frames as NATS
-// messages to the owner's subject, with a connection id (partysocket's _pk),
-// the frame kind and bytes; the owner runs a virtual Connection whose Send
-// publishes back to the relaying node's subject, in order per connection (one
-// subject per pair of nodes keeps NATS's per-publisher ordering). Join,
-// leave and close are messages too. A relayed connection whose owner's lease
-// is lost (a KV watch on the owners bucket tells) is closed with 1012: the
-// client reconnects and lands on the new owner or a relay to it.
+// Fan-out at the edge. The owner's Broadcast sends one NATS message per
+// node that holds members of the room, with the exclusion list; that node
+// writes to its own sockets. What the owner sends a member (Send, Close)
+// goes to its node, in the order the room did it.
 //
-// Fan-out. A broadcast to a room with relayed members is one NATS message per
-// node that has members (not one per member), carrying the exclusion list;
-// each node delivers it to its local sockets.
+// Failover. A node killed without warning stops renewing: its rooms have no
+// owner once their leases expire, within the TTL (DefaultLeaseTTL, 5 s; the
+// Config.TTL option). The other nodes find it gone after 3 missed
+// heartbeats and close the clients they held in its rooms with 1012
+// (StatusServiceRestart, reason "room moved"): clients are not re-homed
+// under their sockets, they reconnect (partysocket and party's Go client do,
+// with the same id) to any node, where the room is placed anew; the
+// connection waits in its upgrade until the dead node's lease expires and a
+// node claims the room, whose Store.Open fences the dead node's storage.
+// What the client sees: a close with 1012, then a reconnect that opens once
+// the room runs again, within TTL plus a heartbeat's detection after the
+// kill. Nothing written to storage before the kill is lost (a write returns
+// once JetStream has stored it).
 //
-// Failover and handover. A node that dies stops renewing; its leases expire
-// within the TTL and the next connection for each room claims it elsewhere,
-// whose Open fences the dead node's storage. A graceful shutdown drains each
-// room (OnClose for its connections), then Lease.Release, so that the next
-// owner claims at once. Alarms: the owner's Host calls ResumeAlarms for the
-// rooms it claims; a node that lists an alarm due for a room nobody owns
-// claims the room to run it.
+// A node that cannot renew (cut off from NATS, or paused) drops its rooms
+// when its lease's validity ends (Lease.Lost, at TTL - Margin after the last
+// renewal), before the lease can expire: their connections are closed with
+// 1012 and no handler of theirs runs again. A handler already running at
+// that moment runs to its end (Go cannot stop it); its storage writes are
+// refused (the Store checks the lease before each write, and the next
+// owner's fence refuses them after).
+//
+// Handover. Node.Shutdown tells the other nodes it is leaving (they stop
+// relaying to it at once), shuts its Host down (its clients, and the clients
+// of its rooms held elsewhere, get 1012 and reconnect), and releases its
+// leases, so that the rooms are claimed at once elsewhere, without waiting
+// for the TTL.
+//
+// Alarms follow the room: they are kept in the Store's alarm bucket; a node
+// that claims a room schedules its alarm when the room starts, and at Join
+// and whenever a node is gone, each node starts the rooms with an alarm that
+// no node owns.
+//
+// Cross-room calls. HTTP requests to a room (PartySocket.fetch, or
+// party.Host.Fetch) reach its owner from any node: the relay forwards them
+// (bodies up to 1 MiB). party.Host.Call and party.Room.Call run a Go
+// function in the room's turn, which cannot travel: on a node that does not
+// run the room they return an error wrapping party.ErrElsewhere.
+//
+// # Bad input between nodes
+//
+//   - A message for a connection the owner does not know (it left, or its
+//     node was declared gone and came back): the owner tells the holding
+//     node to close it with 1012, and the client reconnects.
+//   - A message from a node that no longer owns the room (its token is
+//     older than the relay's), or from another node than the owner: dropped
+//     and logged at Warn. A newer token, or the owner's "gone", makes the
+//     relay room drop (its clients get 1012 and reconnect).
+//   - A join for a room the node does not own (any more) is refused: the
+//     client's upgrade gets 503, or, if the relay room was lost meanwhile,
+//     the room is placed anew and the client joins there.
+//   - Malformed messages and unknown kinds: dropped and logged at Warn.
+//   - NATS going away: leases cannot be renewed, so every node drops its
+//     rooms (clients get 1012) and nodes find each other gone; upgrades fail
+//     until NATS is back (1011, the placement's error). NATS coming back:
+//     the nodes reconnect (nats.go does, with its reconnect options) and
+//     rooms are placed again on the next connection.
+//
+// # Limits
+//
+// A client's message crosses between nodes as one NATS message: Join lowers
+// a default Host.ReadLimit to the server's max_payload less 4 KiB. A slow
+// reader on a holding node is handled there (its send queue, slow-consumer
+// close), but does not hold back the owner's room: back-pressure crosses
+// nodes from holder to owner (credit), not back. Reads from a Store are not
+// fenced (see above).
 package cluster

@@ -18,7 +18,7 @@ import (
 // Defaults of [OwnersConfig].
 const (
 	DefaultOwnersBucket = "party_owners"
-	DefaultLeaseTTL     = 10 * time.Second
+	DefaultLeaseTTL     = 5 * time.Second
 )
 
 // OwnersConfig configures [NewOwners]. Every node of a cluster must use the
