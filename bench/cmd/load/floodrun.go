@@ -14,11 +14,17 @@ import (
 // returns its report. The clients are closed before it returns: done has
 // nothing left to do.
 func measureFlood(cfg config, o options) (*report, func(), error) {
-	f := &floodRun{cfg: cfg, pid: o.pid}
+	if len(o.pids) > 1 || len(cfg.URLs) > 1 {
+		return nil, nil, fmt.Errorf("-flood measures one server: give one -url and one -pid")
+	}
+	f := &floodRun{cfg: cfg}
+	if len(o.pids) == 1 {
+		f.pid = o.pids[0]
+	}
 	rep := &report{
 		Label: o.label, Clients: cfg.FloodReaders + 3, Rooms: 2, Senders: 3, Size: max(cfg.Size, headerLen), Procs: 1,
 	}
-	rep.RSSIdleKiB = rssKiB(o.pid)
+	rep.RSSIdleKiB = rssKiB(f.pid)
 	t0 := time.Now()
 	err := f.connect()
 	rep.ConnectSeconds = time.Since(t0).Seconds()
@@ -28,14 +34,14 @@ func measureFlood(cfg config, o options) (*report, func(), error) {
 	}
 	rep.Connected = len(f.all)
 	time.Sleep(o.settle)
-	rep.RSSConnectedKiB = rssKiB(o.pid)
-	cpu0, loadCPU0 := cpuSeconds(o.pid), selfCPUSeconds()
-	stopRSS := sampleRSS(o.pid, 10*time.Millisecond)
+	rep.RSSConnectedKiB = rssKiB(f.pid)
+	cpu0, loadCPU0 := cpuSeconds(f.pid), selfCPUSeconds()
+	stopRSS := sampleRSS(f.pid, 10*time.Millisecond)
 	fr := f.run()
 	fr.RSSPeakKiB = stopRSS()
-	rep.ServerCPUSeconds = cpuSeconds(o.pid) - cpu0
+	rep.ServerCPUSeconds = cpuSeconds(f.pid) - cpu0
 	rep.LoadCPUSeconds = selfCPUSeconds() - loadCPU0
-	rep.RSSAfterKiB = rssKiB(o.pid)
+	rep.RSSAfterKiB = rssKiB(f.pid)
 	f.closeAll()
 	f.account(rep, fr)
 	return rep, func() {}, nil

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -179,5 +180,55 @@ func TestLoadReportsLossAndDuplicates(t *testing.T) {
 	}
 	if len(rep.Errors) == 0 || !strings.Contains(fmt.Sprint(rep.Errors), "gave up waiting") {
 		t.Errorf("errors %q, want the drain timeout reported", rep.Errors)
+	}
+}
+
+// TestLoadSpreadsClientsOverURLs serves one Host on three listeners, as
+// three nodes that share rooms, and checks that client i dials the (i mod
+// 3)th, that each room's first client dials before the others, and that
+// every delivery is still counted.
+func TestLoadSpreadsClientsOverURLs(t *testing.T) {
+	h := party.Handler(func(r *party.Room) party.Server { return &chat{room: r} })
+	t.Cleanup(func() { h.Shutdown(context.Background()) })
+	var mu sync.Mutex
+	dialed := map[string]int{} // client id -> listener
+	var order []string
+	var urls []string
+	for i := range 3 {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			id := r.URL.Query().Get("_pk")
+			dialed[id] = i
+			order = append(order, id)
+			mu.Unlock()
+			h.ServeHTTP(w, r)
+		}))
+		t.Cleanup(srv.Close)
+		urls = append(urls, "ws"+strings.TrimPrefix(srv.URL, "http")+"/parties/main/")
+	}
+	cfg := smallConfig(urls[0])
+	cfg.URLs = urls
+	rep, done, err := measure(cfg, options{settle: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done()
+	if rep.Expected != 6*20*9 || rep.Delivered != rep.Expected || rep.Lost != 0 || rep.Duplicated != 0 || rep.Unexpected != 0 {
+		t.Errorf("expected %d, delivered %d, lost %d, duplicated %d, misrouted %d; want 1080 delivered, none lost (errors: %q)",
+			rep.Expected, rep.Delivered, rep.Lost, rep.Duplicated, rep.Unexpected, rep.Errors)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range cfg.Clients {
+		if got, ok := dialed[fmt.Sprintf("c%d", i)]; !ok || got != i%3 {
+			t.Errorf("c%d dialed listener %d (dialed: %v), want %d", i, got, ok, i%3)
+		}
+	}
+	first := map[string]bool{}
+	for _, id := range order[:cfg.Rooms] {
+		first[id] = true
+	}
+	if !first["c0"] || !first["c1"] || !first["c2"] {
+		t.Errorf("first dials %q, want the rooms' first clients c0, c1 and c2", order[:cfg.Rooms])
 	}
 }

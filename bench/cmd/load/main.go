@@ -28,7 +28,15 @@
 // and -procs splits the clients over several processes so that no process
 // needs more than its open-file limit.
 //
+// Several servers that share rooms (nodes of a cluster) take a
+// comma-separated -url list: client i dials URL i mod the list's length, and
+// the first client of each room connects before the others, so that a room
+// is placed on the node its first client reaches. -pid then takes every
+// server process (the NATS server's too): RSS and CPU are their sums, and
+// the report also gives each one's CPU.
+//
 //	load -url ws://127.0.0.1:8080/parties/main/ -clients 1000 -rooms 1 -senders 10 -messages 100 -size 64 -pid $PID
+//	load -url ws://127.0.0.1:8081/parties/main/,ws://127.0.0.1:8082/parties/main/ -pid $NODE1,$NODE2,$NATS
 package main
 
 import (
@@ -50,7 +58,8 @@ import (
 // config is the whole run's description; every part gets a copy with its
 // own Part number.
 type config struct {
-	URL             string
+	URL             string   // the room URL prefix, ending in "/"
+	URLs            []string // several, for servers sharing rooms: client i dials URLs[i % len(URLs)]
 	Clients         int
 	Rooms           int
 	Senders         int
@@ -124,10 +133,13 @@ type report struct {
 	HeapInuseKiBPerConn float64 `json:"heap_inuse_per_conn_kib"`
 	StackKiBPerConn     float64 `json:"stack_per_conn_kib"`
 
-	ServerCPUSeconds     float64 `json:"server_cpu_s"`
-	ServerCPUUsPerDeliv  float64 `json:"server_cpu_us_per_delivery,omitempty"`
-	LoadCPUSeconds       float64 `json:"load_cpu_s"`
-	ServerConnectCPUSecs float64 `json:"server_connect_cpu_s"`
+	ServerCPUSeconds     float64   `json:"server_cpu_s"`
+	ServerCPUByPID       []float64 `json:"server_cpu_s_by_pid,omitempty"` // with several -pid: each one's share, in -pid order
+	ServerWriteCalls     int64     `json:"server_write_calls,omitempty"`  // write(2)-like calls of the server processes while sending (syscw)
+	ServerWritesByPID    []int64   `json:"server_write_calls_by_pid,omitempty"`
+	ServerCPUUsPerDeliv  float64   `json:"server_cpu_us_per_delivery,omitempty"`
+	LoadCPUSeconds       float64   `json:"load_cpu_s"`
+	ServerConnectCPUSecs float64   `json:"server_connect_cpu_s"`
 
 	Errors []string `json:"errors,omitempty"`
 }
@@ -153,7 +165,7 @@ type churnReport struct {
 
 func main() {
 	var cfg config
-	flag.StringVar(&cfg.URL, "url", "ws://127.0.0.1:8080/parties/main/", "room URL prefix; the room id and ?_pk=id are appended")
+	flag.StringVar(&cfg.URL, "url", "ws://127.0.0.1:8080/parties/main/", "room URL prefix; the room id and ?_pk=id are appended. Several, comma-separated (servers sharing rooms): client i dials the (i mod count)th")
 	flag.IntVar(&cfg.Clients, "clients", 1000, "resident clients")
 	flag.IntVar(&cfg.Rooms, "rooms", 1, "rooms; client i joins room i mod rooms")
 	flag.IntVar(&cfg.Senders, "senders", 10, "senders: clients 0..senders-1")
@@ -167,7 +179,7 @@ func main() {
 	flag.IntVar(&cfg.Churn, "churn", 0, "short-lived clients to connect and close during the run")
 	flag.IntVar(&cfg.ChurnWorkers, "churn-workers", 16, "churn clients in flight")
 	procs := flag.Int("procs", 1, "processes to split the clients over")
-	pid := flag.Int("pid", 0, "server process id, for RSS and CPU from /proc")
+	pidFlag := flag.String("pid", "", "server process id, for RSS and CPU from /proc; several, comma-separated, are summed (the nodes of a cluster and their NATS server)")
 	debugURL := flag.String("debug", "auto", "server stats URL (GET; POST to its /debug/gc sibling for -gc); auto derives it from -url, empty disables")
 	settle := flag.Duration("settle", time.Second, "pause after connecting, before measuring and sending")
 	steady := flag.Duration("steady", 0, "after measuring connected RSS, wait this long and measure again (past the servers' keepalive interval, to see idle connections in steady state)")
@@ -199,8 +211,19 @@ func main() {
 	if cfg.Clients < 1 || cfg.Rooms < 1 || cfg.Rooms > cfg.Clients || cfg.Senders < 0 || cfg.Senders > cfg.Clients || cfg.Messages < 0 {
 		log.Fatal("need 1 <= rooms <= clients and 0 <= senders <= clients")
 	}
-	if !strings.HasSuffix(cfg.URL, "/") {
-		cfg.URL += "/"
+	for _, u := range strings.Split(cfg.URL, ",") {
+		if u = strings.TrimSpace(u); !strings.HasSuffix(u, "/") {
+			u += "/"
+		}
+		cfg.URLs = append(cfg.URLs, u)
+	}
+	cfg.URL = cfg.URLs[0]
+	if len(cfg.URLs) == 1 {
+		cfg.URLs = nil
+	}
+	pids, err := parsePIDs(*pidFlag)
+	if err != nil {
+		log.Fatal(err)
 	}
 	if *debugURL == "auto" {
 		*debugURL = deriveDebugURL(cfg.URL)
@@ -208,7 +231,7 @@ func main() {
 	cfg.Parts = max(*procs, 1)
 	raiseFileLimit()
 
-	o := options{pid: *pid, debugURL: *debugURL, settle: *settle, steady: *steady, gc: *gc, label: *label}
+	o := options{pids: pids, debugURL: *debugURL, settle: *settle, steady: *steady, gc: *gc, label: *label}
 	run := measure
 	if cfg.Flood > 0 {
 		run = measureFlood
@@ -225,7 +248,7 @@ func main() {
 
 // options are the parent's measuring settings.
 type options struct {
-	pid      int    // server process, for /proc figures; 0 for none
+	pids     []int  // server processes, for /proc figures (summed); none for none
 	debugURL string // the server's /debug/stats, or ""
 	settle   time.Duration
 	steady   time.Duration
@@ -240,12 +263,12 @@ func measure(cfg config, o options) (rep *report, done func(), err error) {
 		Label: o.label, Clients: cfg.Clients, Rooms: cfg.Rooms, Senders: cfg.Senders,
 		Messages: cfg.Messages, Size: max(cfg.Size, headerLen), RateOffered: cfg.Rate, Window: cfg.Window, Procs: cfg.Parts,
 	}
-	rep.RSSIdleKiB = rssKiB(o.pid)
+	rep.RSSIdleKiB = rssKiB(o.pids...)
 	idle := fetchStats("GET", o.debugURL)
 	if idle != nil {
 		rep.GoroutinesIdle = idle.Goroutines
 	}
-	cpuStart := cpuSeconds(o.pid)
+	cpuStart := cpuSeconds(o.pids...)
 
 	parts, err := startParts(cfg)
 	if err != nil {
@@ -276,10 +299,10 @@ func measure(cfg config, o options) (rep *report, done func(), err error) {
 	}
 	rep.ConnectSeconds = maxConnect
 	time.Sleep(o.settle)
-	rep.RSSConnectedKiB = rssKiB(o.pid)
-	cpuConnected := cpuSeconds(o.pid)
+	rep.RSSConnectedKiB = rssKiB(o.pids...)
+	cpuConnected := cpuSeconds(o.pids...)
 	rep.ServerConnectCPUSecs = cpuConnected - cpuStart
-	if rep.Connected > 0 && o.pid != 0 {
+	if rep.Connected > 0 && len(o.pids) > 0 {
 		rep.RSSPerConnKiB = float64(rep.RSSConnectedKiB-rep.RSSIdleKiB) / float64(rep.Connected)
 	}
 	if s := fetchStats("GET", o.debugURL); s != nil && rep.Connected > 0 {
@@ -292,8 +315,8 @@ func measure(cfg config, o options) (rep *report, done func(), err error) {
 	}
 	if o.steady > 0 {
 		time.Sleep(o.steady)
-		rep.RSSSteadyKiB = rssKiB(o.pid)
-		if rep.Connected > 0 && o.pid != 0 {
+		rep.RSSSteadyKiB = rssKiB(o.pids...)
+		if rep.Connected > 0 && len(o.pids) > 0 {
 			rep.RSSPerConnSteadyKiB = float64(rep.RSSSteadyKiB-rep.RSSIdleKiB) / float64(rep.Connected)
 		}
 		if s := fetchStats("GET", o.debugURL); s != nil && rep.Connected > 0 && idle != nil {
@@ -305,13 +328,19 @@ func measure(cfg config, o options) (rep *report, done func(), err error) {
 	if o.gc && o.debugURL != "" {
 		fetchStats("POST", strings.TrimSuffix(o.debugURL, "/stats")+"/gc")
 		time.Sleep(200 * time.Millisecond)
-		rep.RSSConnectedGCKiB = rssKiB(o.pid)
-		if rep.Connected > 0 && o.pid != 0 {
+		rep.RSSConnectedGCKiB = rssKiB(o.pids...)
+		if rep.Connected > 0 && len(o.pids) > 0 {
 			rep.RSSPerConnGCKiB = float64(rep.RSSConnectedGCKiB-rep.RSSIdleKiB) / float64(rep.Connected)
 		}
 	}
 
-	cpuRun := cpuSeconds(o.pid)
+	cpuRun := cpuSeconds(o.pids...)
+	writes := writeCalls(o.pids...)
+	cpuRunEach := make([]float64, len(o.pids))
+	writesEach := make([]int64, len(o.pids))
+	for i, pid := range o.pids {
+		cpuRunEach[i], writesEach[i] = cpuSeconds(pid), writeCalls(pid)
+	}
 	for _, pt := range parts {
 		fmt.Fprintln(pt.in, "go")
 	}
@@ -354,8 +383,15 @@ func measure(cfg config, o options) (rep *report, done func(), err error) {
 		churn.JoinsSeen += r.ChurnJoins
 		churn.LeavesSeen += r.ChurnLeaves
 	}
-	rep.ServerCPUSeconds = cpuSeconds(o.pid) - cpuRun
-	rep.RSSAfterKiB = rssKiB(o.pid)
+	rep.ServerCPUSeconds = cpuSeconds(o.pids...) - cpuRun
+	rep.ServerWriteCalls = writeCalls(o.pids...) - writes
+	if len(o.pids) > 1 {
+		for i, pid := range o.pids {
+			rep.ServerCPUByPID = append(rep.ServerCPUByPID, cpuSeconds(pid)-cpuRunEach[i])
+			rep.ServerWritesByPID = append(rep.ServerWritesByPID, writeCalls(pid)-writesEach[i])
+		}
+	}
+	rep.RSSAfterKiB = rssKiB(o.pids...)
 	rep.Lost = rep.Expected - rep.Delivered
 	if firstSend != 0 {
 		end := max(lastRecv, lastSend)
@@ -368,7 +404,7 @@ func measure(cfg config, o options) (rep *report, done func(), err error) {
 		}
 	}
 	rep.LatencyMs = latencyOf(&lat)
-	if rep.Delivered > 0 && o.pid != 0 {
+	if rep.Delivered > 0 && len(o.pids) > 0 {
 		rep.ServerCPUUsPerDeliv = rep.ServerCPUSeconds * 1e6 / float64(rep.Delivered)
 	}
 	if cfg.Churn > 0 {

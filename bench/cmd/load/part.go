@@ -218,8 +218,14 @@ func (p *part) dialer(k int) *websocket.Dialer {
 	return p.dialers[k%len(p.dialers)]
 }
 
-func (p *part) roomURL(room int, id string) string {
-	return p.cfg.URL + "r" + fmt.Sprint(room) + "?_pk=" + url.QueryEscape(id)
+// roomURL is the URL client k of the layout (or churn client k) dials to
+// join room as id: on the (k mod count)th server with several.
+func (p *part) roomURL(k, room int, id string) string {
+	prefix := p.cfg.URL
+	if n := len(p.cfg.URLs); n > 0 {
+		prefix = p.cfg.URLs[k%n]
+	}
+	return prefix + "r" + fmt.Sprint(room) + "?_pk=" + url.QueryEscape(id)
 }
 
 // countBelow is how many k in [0, n) have k % rooms == r.
@@ -236,45 +242,23 @@ func (p *part) connectAll() {
 	p.clients = make([]*client, p.hi-p.lo)
 	sem := make(chan struct{}, max(cfg.DialConcurrency, 1))
 	var wg sync.WaitGroup
-	for i := p.lo; i < p.hi; i++ {
+	from := p.lo
+	if len(cfg.URLs) > 0 && p.lo < cfg.Rooms {
+		// Several servers sharing rooms: each room's first client (client
+		// r of room r) connects before the others, so that the room is
+		// placed on the server it dials.
+		for i := p.lo; i < min(p.hi, cfg.Rooms); i++ {
+			wg.Add(1)
+			sem <- struct{}{}
+			go p.connect(i, sem, &wg)
+		}
+		wg.Wait()
+		from = min(p.hi, cfg.Rooms)
+	}
+	for i := from; i < p.hi; i++ {
 		sem <- struct{}{}
 		wg.Add(1)
-		go func(i int) {
-			defer func() { <-sem; wg.Done() }()
-			room := i % cfg.Rooms
-			c := &client{
-				idx:      i,
-				seen:     make(map[int][]uint64),
-				welcomed: make(chan struct{}),
-			}
-			senders := int64(countBelow(cfg.Senders, cfg.Rooms, room))
-			if i < cfg.Senders {
-				senders--
-			}
-			c.expected = senders * int64(cfg.Messages)
-			c.churnExp = 2 * int64(countBelow(cfg.Churn, cfg.Rooms, room))
-			conn, resp, err := p.dialer(i).Dial(p.roomURL(room, fmt.Sprintf("c%d", i)), nil)
-			if err != nil {
-				p.errorf("dial c%d: %v%s", i, err, status(resp))
-				return
-			}
-			c.conn = conn
-			// Count this client's expectations before its reader can
-			// subtract deliveries from them.
-			p.remaining.Add(c.expected)
-			p.churnRemaining.Add(c.churnExp)
-			go p.read(c)
-			select {
-			case <-c.welcomed:
-			case <-time.After(30 * time.Second):
-				p.errorf("c%d: no welcome within 30s", i)
-			}
-			if c.ok.Load() {
-				p.clients[i-p.lo] = c
-			} else {
-				conn.Close()
-			}
-		}(i)
+		go p.connect(i, sem, &wg)
 	}
 	wg.Wait()
 	for _, c := range p.clients {
@@ -286,6 +270,46 @@ func (p *part) connectAll() {
 				p.senderRecv[sd]++
 			}
 		}
+	}
+}
+
+// connect dials client i of the layout and waits for its welcome; then it
+// releases its place in sem and is done with wg.
+func (p *part) connect(i int, sem chan struct{}, wg *sync.WaitGroup) {
+	cfg := p.cfg
+	defer func() { <-sem; wg.Done() }()
+	room := i % cfg.Rooms
+	c := &client{
+		idx:      i,
+		seen:     make(map[int][]uint64),
+		welcomed: make(chan struct{}),
+	}
+	senders := int64(countBelow(cfg.Senders, cfg.Rooms, room))
+	if i < cfg.Senders {
+		senders--
+	}
+	c.expected = senders * int64(cfg.Messages)
+	c.churnExp = 2 * int64(countBelow(cfg.Churn, cfg.Rooms, room))
+	conn, resp, err := p.dialer(i).Dial(p.roomURL(i, room, fmt.Sprintf("c%d", i)), nil)
+	if err != nil {
+		p.errorf("dial c%d: %v%s", i, err, status(resp))
+		return
+	}
+	c.conn = conn
+	// Count this client's expectations before its reader can
+	// subtract deliveries from them.
+	p.remaining.Add(c.expected)
+	p.churnRemaining.Add(c.churnExp)
+	go p.read(c)
+	select {
+	case <-c.welcomed:
+	case <-time.After(30 * time.Second):
+		p.errorf("c%d: no welcome within 30s", i)
+	}
+	if c.ok.Load() {
+		p.clients[i-p.lo] = c
+	} else {
+		conn.Close()
 	}
 }
 
@@ -654,7 +678,7 @@ func (p *part) churnOnce(k int) {
 	// Churn clients use the source addresses in the other direction from
 	// the residents, spreading the TIME_WAIT sockets.
 	d := p.dialers[len(p.dialers)-1-k%len(p.dialers)]
-	conn, resp, err := d.Dial(p.roomURL(room, fmt.Sprintf("x%d", k)), nil)
+	conn, resp, err := d.Dial(p.roomURL(k, room, fmt.Sprintf("x%d", k)), nil)
 	if err != nil {
 		if p.churnFailed.Add(1) <= 3 {
 			p.errorf("churn x%d dial: %v%s", k, err, status(resp))

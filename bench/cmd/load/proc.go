@@ -12,16 +12,46 @@ import (
 	"time"
 )
 
-// rssKiB returns the resident set size of process pid from /proc/PID/status,
-// or 0 if pid is 0 or the file cannot be read.
-func rssKiB(pid int) int64 {
-	return procValue(pid, "status", "VmRSS:")
+// rssKiB returns the resident set size of the processes pids, summed, from
+// /proc/PID/status; one whose file cannot be read (or 0) counts 0.
+func rssKiB(pids ...int) int64 {
+	var sum int64
+	for _, pid := range pids {
+		sum += procValue(pid, "status", "VmRSS:")
+	}
+	return sum
+}
+
+// parsePIDs reads -pid: empty, or comma-separated process ids.
+func parsePIDs(s string) ([]int, error) {
+	var pids []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" || f == "0" {
+			continue
+		}
+		pid, err := strconv.Atoi(f)
+		if err != nil || pid < 0 {
+			return nil, fmt.Errorf("-pid: %q is not a process id", f)
+		}
+		pids = append(pids, pid)
+	}
+	return pids, nil
 }
 
 // readChars returns the bytes process pid has read with read(2) and
 // readv(2), sockets included ("rchar" in /proc/PID/io), or 0 if unknown.
 func readChars(pid int) int64 {
 	return procValue(pid, "io", "rchar:")
+}
+
+// writeCalls returns the write(2)-like system calls (writev and sendmsg
+// included) of the processes pids, summed ("syscw" in /proc/PID/io).
+func writeCalls(pids ...int) int64 {
+	var sum int64
+	for _, pid := range pids {
+		sum += procValue(pid, "io", "syscw:")
+	}
+	return sum
 }
 
 // procValue returns the number after key in /proc/PID/file, or 0.
@@ -50,9 +80,17 @@ func procValue(pid int, file, key string) int64 {
 // clockTicks is USER_HZ, 100 on every Linux this runs on.
 const clockTicks = 100
 
-// cpuSeconds returns the user+system CPU time of process pid from
-// /proc/PID/stat, or 0 if unknown.
-func cpuSeconds(pid int) float64 {
+// cpuSeconds returns the user+system CPU time of the processes pids, summed,
+// from /proc/PID/stat; one that is unknown counts 0.
+func cpuSeconds(pids ...int) float64 {
+	var sum float64
+	for _, pid := range pids {
+		sum += cpuSecondsOf(pid)
+	}
+	return sum
+}
+
+func cpuSecondsOf(pid int) float64 {
 	if pid == 0 {
 		return 0
 	}
