@@ -189,6 +189,9 @@ func (n *Node) open(ctx context.Context, cfg Config) error {
 		sub.SetPendingLimits(-1, 256<<20) // bounded in bytes: a slow node drops, and says so
 		n.subs = append(n.subs, sub)
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		return n.nc.FlushTimeout(DefaultJoinTimeout)
+	}
 	return n.nc.FlushWithContext(ctx)
 }
 

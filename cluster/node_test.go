@@ -304,3 +304,16 @@ func TestOneServerPerRoom(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinWithoutDeadline: Join works with a context that has no deadline.
+func TestJoinWithoutDeadline(t *testing.T) {
+	ns := startServer(t, "")
+	nc, _ := connect(t, ns)
+	n, err := Join(context.Background(), party.Handler(guide.New), nc, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
