@@ -195,6 +195,7 @@ func (r *Room) start(ctx context.Context) (err error) {
 	} else if err := r.openStorage(); err != nil {
 		return err
 	}
+	r.watchPlacement()
 	if r.server == nil {
 		s := r.factory.build(r)
 		r.factory.checked.Do(func() { reportMismatches(r.host.logger(), r.key.party, s) })

@@ -44,7 +44,7 @@ type Room struct {
 	relay            Relay
 	lost             atomic.Bool
 	lostCh           <-chan struct{} // Placement.Lost
-	releasePlacement func() // guarded by life
+	releasePlacement func()          // guarded by life
 	done             chan struct{}
 	placementLost    <-chan struct{} // the Placement's Lost, until watched (guarded by turn)
 
