@@ -89,6 +89,9 @@ func (h *Host) serveWebSocket(w http.ResponseWriter, r *http.Request, key roomKe
 	ws, sock, err := wire.Accept(w, r, h.Subprotocols)
 	if err != nil {
 		if startErr == nil {
+			if room.relay != nil {
+				room.relay.Abandon(id)
+			}
 			room.unlock()
 		}
 		room.release(true)

@@ -232,6 +232,9 @@ type Host struct {
 	rooms      sync.Map // roomKey -> *Room
 	nrooms     atomic.Int64
 
+	stopping   context.Context // canceled by Shutdown: ends the waits of Placer.Place
+	stopPlaces context.CancelFunc
+
 	callMu  sync.Mutex // guards Room.waitingFor
 	mu      sync.Mutex // guards closing transitions and active
 	closing atomic.Bool
@@ -245,7 +248,8 @@ func Handler(factory func(*Room) Server) *Host {
 	if factory == nil {
 		panic("party: Handler called with a nil factory")
 	}
-	return &Host{parties: map[string]*roomFactory{DefaultParty: {build: factory}}}
+	stopping, stop := context.WithCancel(context.Background())
+	return &Host{parties: map[string]*roomFactory{DefaultParty: {build: factory}}, stopping: stopping, stopPlaces: stop}
 }
 
 // roomFactory builds the rooms of one party.
@@ -294,6 +298,7 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	h.closing.Store(true)
 	h.mu.Unlock()
+	h.stopPlaces()
 
 	h.eachConnection(func(c *Connection) {
 		c.closeAfterQueue(StatusServiceRestart, "server shutting down", nil, ClosedShutdown)

@@ -65,6 +65,11 @@ type Relay interface {
 	// answered. An error refuses the upgrade: an *HTTPError with its status,
 	// any other error with 503.
 	Admit(id string, r *http.Request) error
+	// Abandon is called, in the turn, when the upgrade of connection id
+	// fails after Admit succeeded (the client went away during the
+	// handshake): the connection will not join here, and the room where it
+	// runs must let it go.
+	Abandon(id string)
 }
 
 // Link carries what a room does to one connection held by another node
@@ -343,6 +348,10 @@ func (r *Room) place(ctx context.Context) error {
 	if p == nil || r.placed {
 		return nil
 	}
+	// Place may wait (for a claim to expire): Shutdown ends the wait.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(r.host.stopping, cancel)()
 	pl, err := p.Place(ctx, r.key.party, r.key.id)
 	if err != nil {
 		return fmt.Errorf("party: placing the room: %w", err)

@@ -30,12 +30,18 @@ import (
 // the calls for each room; call is 1 for a room's first.
 type fakePlacer struct {
 	place func(room string, call int) (party.Placement, error)
+	wait  func(ctx context.Context) error // if set, Place first waits with it
 
 	mu    sync.Mutex
 	calls map[string]int
 }
 
-func (p *fakePlacer) Place(_ context.Context, _, room string) (party.Placement, error) {
+func (p *fakePlacer) Place(ctx context.Context, _, room string) (party.Placement, error) {
+	if p.wait != nil {
+		if err := p.wait(ctx); err != nil {
+			return party.Placement{}, err
+		}
+	}
 	p.mu.Lock()
 	if p.calls == nil {
 		p.calls = map[string]int{}
@@ -126,6 +132,8 @@ func (f *fakeRelay) Admit(id string, r *http.Request) error {
 	}
 	return nil
 }
+
+func (f *fakeRelay) Abandon(id string) { f.log.add("abandon " + id) }
 
 func (f *fakeRelay) OnMessage(m party.Message, c *party.Connection) {
 	f.log.add(fmt.Sprintf("relay message %s %s", c.ID(), m.Bytes()))
@@ -1148,5 +1156,64 @@ func TestShutdownRemoteUnanswered(t *testing.T) {
 	rc.Leave(party.StatusGoingAway, "")
 	if n := countPrefix(log.list(), "close r1"); n != 1 || log.has("message r1 too late") {
 		t.Errorf("after Shutdown: %q", log.list())
+	}
+}
+
+// TestRelayAbandon: an upgrade that fails after Admit succeeded (here, a
+// ResponseWriter that cannot be hijacked) tells the relay to let the
+// connection go.
+func TestRelayAbandon(t *testing.T) {
+	checkLeaks(t)
+	log := &events{}
+	relay := newFakeRelay(log)
+	h := party.Handler(func(r *party.Room) party.Server { return loggedProbe(r, log) })
+	h.Placer = &fakePlacer{place: func(string, int) (party.Placement, error) { return party.Placement{Relay: relay}, nil }}
+	noHijack := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(struct{ http.ResponseWriter }{w}, r)
+	})
+	srv := httptest.NewServer(noHijack)
+	defer srv.Close()
+	defer shutdown(t, h)
+	// coder/websocket writes the 101 before it finds it cannot hijack, so
+	// the client may see its socket open (and then broken).
+	if conn, err := dialErr("ws"+strings.TrimPrefix(srv.URL, "http")+"/party/away?_pk=x", nil); err == nil {
+		conn.CloseNow()
+	}
+	if !log.has("admit x /party/away") || !log.has("abandon x") {
+		t.Fatalf("want Admit then Abandon of x, got %q", log.list())
+	}
+}
+
+// TestShutdownEndsPlace: a Placer waiting in Place (for a claim to expire)
+// is told by Shutdown, through its context, to stop: Shutdown is not held
+// up by it, and the connection waiting for the room gets 1011.
+func TestShutdownEndsPlace(t *testing.T) {
+	checkLeaks(t)
+	h := party.Handler(func(r *party.Room) party.Server { return &probe{} })
+	placing := make(chan struct{}, 1)
+	h.Placer = &fakePlacer{wait: func(ctx context.Context) error {
+		placing <- struct{}{}
+		<-ctx.Done()
+		return ctx.Err()
+	}}
+	ws, _ := serve(t, h)
+	dialed := make(chan error, 1)
+	go func() {
+		conn, err := dialErr(ws+"/party/r?_pk=a", nil)
+		if err == nil {
+			_, _, err = conn.Read(context.Background())
+			conn.CloseNow()
+		}
+		dialed <- err
+	}()
+	receive(t, placing, "Place")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v after %v", err, time.Since(start))
+	}
+	if err := receive(t, dialed, "the client"); websocket.CloseStatus(err) != websocket.StatusInternalError {
+		t.Fatalf("the client waiting for the room: %v, want a close with 1011", err)
 	}
 }

@@ -81,8 +81,25 @@ func (n *Node) newRelay(ref roomRef, own Owner) *relay {
 }
 
 // lose drops the relay room: its clients are closed with 1012 and
-// reconnect, to be placed anew.
-func (r *relay) lose() { r.lostMu.Do(func() { close(r.lost) }) }
+// reconnect, to be placed anew. The dropped room runs no OnClose, so lose
+// tells the owner that each member left: else its connections would stay
+// in the owner's room, and an owner that is shutting down (whose leaving
+// made this node drop the relay) would wait for them until its Shutdown's
+// context ends. (A leave the owner no longer expects is ignored.)
+func (r *relay) lose() {
+	r.lostMu.Do(func() {
+		close(r.lost)
+		r.mu.Lock()
+		seqs := make([]uint64, 0, len(r.members))
+		for seq := range r.members {
+			seqs = append(seqs, seq)
+		}
+		r.mu.Unlock()
+		for _, seq := range seqs {
+			r.n.publish(r.owner, r.envelope(kindLeave, seq, closeStatus(int(party.StatusServiceRestart), "room moved")))
+		}
+	})
+}
 
 func (r *relay) envelope(k kind, seq uint64, payload []byte) *envelope {
 	return &envelope{kind: k, token: r.token, party: r.ref.party, room: r.ref.room, from: r.n.name, seq: seq, payload: payload}
@@ -134,6 +151,21 @@ func (r *relay) Admit(id string, req *http.Request) error {
 		r.n.publish(r.owner, r.envelope(kindLeave, seq, closeStatus(int(party.StatusAbnormalClosure), "not admitted")))
 	}
 	return err
+}
+
+// Abandon implements party.Relay: the client admitted last went away
+// before its socket opened; the owner lets it go.
+func (r *relay) Abandon(id string) {
+	r.mu.Lock()
+	m := r.admitting
+	r.admitting = nil
+	if m != nil {
+		delete(r.members, m.seq)
+	}
+	r.mu.Unlock()
+	if m != nil {
+		r.n.publish(r.owner, r.envelope(kindLeave, m.seq, closeStatus(int(party.StatusAbnormalClosure), "upgrade failed")))
+	}
 }
 
 // OnConnect binds the client's connection to the member Admit created, and
