@@ -73,9 +73,13 @@ func (n *Node) newRelay(ref roomRef, own Owner) *relay {
 	n.mu.Lock()
 	old := n.relays[ref]
 	n.relays[ref] = r
+	gone := n.gone[own.Node] // declared gone since Place found it alive: nodeGone missed r
 	n.mu.Unlock()
 	if old != nil {
 		old.lose() // a stale one: its room was dropped and is going
+	}
+	if gone {
+		r.lose()
 	}
 	return r
 }
