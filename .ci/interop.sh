@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Real clients against the Go server: the partysocket suite (interop/test), the
-# chat example in Debian's Chromium (interop/browser), then the chat behind nginx
-# with TLS, running docs/deployment/nginx.conf (interop/proxy). Installs what it
+# Real clients against the Go server: the partysocket suite (interop/test) on one
+# server, then again with its clients spread over three nodes of a cluster
+# (party/cluster, PARTY_INTEROP_NODES=3), the chat example in Debian's Chromium
+# (interop/browser), then the chat behind nginx with TLS, running
+# docs/deployment/nginx.conf (interop/proxy). Installs what it
 # needs on a clean machine: the npm packages from interop/package-lock.json, and
 # Debian's chromium, nginx and openssl packages if missing (never a downloaded
 # browser build).
@@ -39,6 +41,9 @@ echo "== npm ci (interop)"
 
 echo "== interop suite: partysocket $(node -p 'require("./interop/node_modules/partysocket/package.json").version') against interop/server"
 (cd interop && timeout 600 npm test)
+
+echo "== interop suite over three cluster nodes"
+(cd interop && timeout 600 npm run test:cluster)
 
 echo "== yjs: the committed fixtures and our update operations checked by the npm yjs"
 (cd interop && timeout 600 npm run test:yjs)

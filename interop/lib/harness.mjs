@@ -19,11 +19,15 @@ process.on("exit", () => {
   rmSync(binDir, { recursive: true, force: true });
 });
 
-/** Builds a main package of the repository (e.g. "./interop/server") once per process and returns the binary's path. */
-export function buildGo(pkg) {
-  const out = path.join(binDir, pkg.replaceAll(/[^A-Za-z0-9]+/g, "_"));
+/**
+ * Builds a main package (e.g. "./interop/server") once per process and returns the binary's path. The build runs in
+ * repoRoot, or in its subdirectory cwd: a package of another module of the repository (e.g. cwd "cluster" for
+ * "./internal/cmd/interopcluster").
+ */
+export function buildGo(pkg, { cwd = "" } = {}) {
+  const out = path.join(binDir, `${cwd}/${pkg}`.replaceAll(/[^A-Za-z0-9]+/g, "_"));
   if (!buildGo.done.has(out)) {
-    execFileSync("go", ["build", "-o", out, pkg], { cwd: repoRoot, stdio: ["ignore", "inherit", "inherit"] });
+    execFileSync("go", ["build", "-o", out, pkg], { cwd: path.join(repoRoot, cwd), stdio: ["ignore", "inherit", "inherit"] });
     buildGo.done.add(out);
   }
   return out;
@@ -32,15 +36,18 @@ buildGo.done = new Set();
 
 /**
  * A Go server process that prints a line containing "http://{addr}" once it
- * listens. start() runs it on a free port unless addr is given, so restart()
- * can bring it back on the same port.
+ * listens, or, with nodes > 1, one such line per node once all of them do,
+ * given their addresses as one comma-separated -addr. start() runs it on
+ * free ports unless addrs are known, so restart() can bring it back on the
+ * same ports.
  */
 export class GoServer {
-  constructor(binary, args = []) {
+  constructor(binary, args = [], { nodes = 1 } = {}) {
     this.binary = binary;
     this.args = args;
+    this.nodes = nodes;
     this.proc = null;
-    this.addr = null;
+    this.addrs = null; // host:port of each node, in node order
     this.log = "";
   }
 
@@ -50,21 +57,31 @@ export class GoServer {
     return s;
   }
 
-  /** host:port, as partysocket's host option wants it. */
+  /** host:port (of the first node), as partysocket's host option wants it. */
   get host() {
-    return this.addr;
+    return this.addrs?.[0] ?? null;
+  }
+
+  /** host:port of every node: one for a single server. */
+  get hosts() {
+    return this.addrs ?? [];
+  }
+
+  get addr() {
+    return this.host;
   }
 
   get httpURL() {
-    return `http://${this.addr}`;
+    return `http://${this.host}`;
   }
 
   get wsURL() {
-    return `ws://${this.addr}`;
+    return `ws://${this.host}`;
   }
 
   async start() {
-    const proc = spawn(this.binary, ["-addr", this.addr ?? "127.0.0.1:0", ...this.args], {
+    const addr = (this.addrs ?? Array(this.nodes).fill("127.0.0.1:0")).join(",");
+    const proc = spawn(this.binary, ["-addr", addr, ...this.args], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     this.proc = proc;
@@ -80,18 +97,19 @@ export class GoServer {
     };
     proc.stderr.setEncoding("utf8").on("data", onData);
     proc.stdout.setEncoding("utf8").on("data", onData);
-    this.addr = await withTimeout(
+    const what = this.nodes === 1 ? "its address" : `the addresses of its ${this.nodes} nodes`;
+    this.addrs = await withTimeout(
       new Promise((resolve, reject) => {
         const look = () => {
-          const m = this.log.match(/http:\/\/([^\s/]+)/);
-          if (m) resolve(m[1]);
+          const found = [...this.log.matchAll(/http:\/\/([^\s/]+)/g)].map((m) => m[1]);
+          if (found.length >= this.nodes) resolve(found.slice(0, this.nodes));
         };
         proc.stdout.on("data", look);
         proc.stderr.on("data", look);
         proc.once("exit", (code) => reject(new Error(`${this.binary} exited with ${code}:\n${this.log}`)));
       }),
       30_000,
-      `${this.binary} to print its address`,
+      `${this.binary} to print ${what}`,
     );
   }
 
@@ -105,12 +123,38 @@ export class GoServer {
     }
   }
 
-  /** Stops the server and starts it again on the same port. */
+  /** Stops the server (every node) and starts it again on the same ports. */
   async restart() {
     await this.stop();
     this.log = "";
     await this.start();
   }
+}
+
+/**
+ * How many nodes serve the interop suite: PARTY_INTEROP_NODES, or 1. With 1,
+ * the suite runs interop/server; with more, the cluster module's
+ * interopcluster command, which serves the same app on that many nodes of a
+ * cluster in one process.
+ */
+export const interopNodes = Number(process.env.PARTY_INTEROP_NODES || 1);
+if (!Number.isInteger(interopNodes) || interopNodes < 1) {
+  throw new Error(`PARTY_INTEROP_NODES=${process.env.PARTY_INTEROP_NODES}: expected a number of nodes, 1 or more`);
+}
+
+/**
+ * Starts the interop suite's server (interop/server/app) with args: one
+ * process of interop/server, or with PARTY_INTEROP_NODES=N a cluster of N
+ * nodes (cluster/internal/cmd/interopcluster). Either way, server.hosts
+ * lists its nodes' addresses, and restart() stops the whole process and
+ * starts it again on the same ports.
+ */
+export async function startInteropServer(args = []) {
+  if (interopNodes === 1) return GoServer.start("./interop/server", args);
+  const binary = buildGo("./internal/cmd/interopcluster", { cwd: "cluster" });
+  const s = new GoServer(binary, ["-nodes", String(interopNodes), ...args], { nodes: interopNodes });
+  await s.start();
+  return s;
 }
 
 /** Rejects with a message naming what was awaited if p does not settle within ms. */
@@ -143,15 +187,33 @@ export const fastReconnect = {
 /**
  * Sockets collects the sockets a test opens and closes them at the end:
  * `const sockets = new Sockets(); t.after(() => sockets.closeAll());`
+ *
+ * It also spreads the test's clients over the server's nodes: each client
+ * (a socket, or a fetch) takes the next of server.hosts in turn, so with a
+ * cluster of three the first is on node 1, the second on node 2, the third
+ * on node 3, the fourth on node 1 again. With one server, every client has
+ * its host.
  */
 export class Sockets {
   constructor() {
     this.all = [];
+    this.clients = 0;
   }
 
-  /** Opens a PartySocket with the suite's defaults and an Inbox on it (socket.inbox). */
+  /** host:port for the test's next client: the server's next node, in turn. */
+  nextHost(server) {
+    const hosts = server.hosts?.length ? server.hosts : [server.host];
+    return hosts[this.clients++ % hosts.length];
+  }
+
+  /**
+   * Opens a PartySocket with the suite's defaults on the next host (socket.serverHost) and an Inbox on it
+   * (socket.inbox).
+   */
   party(server, options) {
-    const ps = new PartySocket({ host: server.host, ...fastReconnect, ...options });
+    const host = this.nextHost(server);
+    const ps = new PartySocket({ host, ...fastReconnect, ...options });
+    ps.serverHost = host;
     ps.inbox = new Inbox(ps, options.id ?? ps.id);
     this.all.push(ps);
     return ps;

@@ -3,11 +3,11 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { GoServer, Sockets, nextEvent, unique } from "../lib/harness.mjs";
+import { Sockets, nextEvent, startInteropServer, unique } from "../lib/harness.mjs";
 
 let server;
 before(async () => {
-  server = await GoServer.start("./interop/server");
+  server = await startInteropServer();
 });
 after(() => server?.stop());
 
@@ -42,9 +42,9 @@ test("URL forms: partysocket default /parties/main, prefix, party, path and base
 
   // partysocket's default URL and the guide's /party/{room} reach one room.
   const ps = sockets.party(server, { room, id: "ps" });
-  assert.equal(ps.roomUrl, `ws://${server.host}/parties/main/${room}`);
+  assert.equal(ps.roomUrl, `ws://${ps.serverHost}/parties/main/${room}`);
   assert.equal(await ps.inbox.next(), "Welcome, ps");
-  const raw = sockets.raw(`${server.wsURL}/party/${room}?_pk=raw`);
+  const raw = sockets.raw(`ws://${sockets.nextHost(server)}/party/${room}?_pk=raw`);
   assert.equal(await raw.inbox.next(), "Welcome, raw");
   assert.equal(await ps.inbox.next(), "Heads up! raw joined the party!");
   raw.send("from raw ws");
@@ -54,14 +54,14 @@ test("URL forms: partysocket default /parties/main, prefix, party, path and base
 
   // The path option adds segments after the room: same room.
   const deep = sockets.party(server, { room, id: "deep", path: "some/sub/path" });
-  assert.equal(deep.roomUrl, `ws://${server.host}/parties/main/${room}/some/sub/path`);
+  assert.equal(deep.roomUrl, `ws://${deep.serverHost}/parties/main/${room}/some/sub/path`);
   assert.equal(await deep.inbox.next(), "Welcome, deep");
   assert.equal(await ps.inbox.next(), "Heads up! deep joined the party!");
   assert.equal(await raw.inbox.next(), "Heads up! deep joined the party!");
 
   // basePath replaces the whole path: a Go 1.22 mux pattern, /rooms/{room}.
   const based = sockets.party(server, { basePath: `rooms/${room}`, id: "based" });
-  assert.equal(based.roomUrl, `ws://${server.host}/rooms/${room}`);
+  assert.equal(based.roomUrl, `ws://${based.serverHost}/rooms/${room}`);
   assert.equal(await based.inbox.next(), "Welcome, based");
   based.send("from basePath");
   assert.equal(await ps.inbox.until((m) => m === "from basePath"), "from basePath");
@@ -75,7 +75,7 @@ test("URL forms: partysocket default /parties/main, prefix, party, path and base
 
   // The prefix option reaches a Host whose Prefix matches.
   const c1 = sockets.party(server, { room, prefix: "custom", id: "c1" });
-  assert.equal(c1.roomUrl, `ws://${server.host}/custom/main/${room}`);
+  assert.equal(c1.roomUrl, `ws://${c1.serverHost}/custom/main/${room}`);
   assert.equal(await c1.inbox.next(), "Welcome, c1");
   const c2 = sockets.party(server, { room, prefix: "custom", id: "c2" });
   assert.equal(await c2.inbox.next(), "Welcome, c2");

@@ -4,11 +4,11 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { GoServer, Sockets, nextEvent, unique, withTimeout } from "../lib/harness.mjs";
+import { Sockets, nextEvent, startInteropServer, unique, withTimeout } from "../lib/harness.mjs";
 
 let server;
 before(async () => {
-  server = await GoServer.start("./interop/server");
+  server = await startInteropServer();
 });
 after(() => server?.stop());
 
@@ -39,7 +39,7 @@ test("reconnection after the server closes the connection: same id, queued messa
 
 test("reconnection after the whole server restarts on the same port: same id, queued messages arrive", async (t) => {
   const sockets = new Sockets();
-  const own = await GoServer.start("./interop/server"); // this test restarts it
+  const own = await startInteropServer(); // this test restarts it
   let restarted = Promise.resolve();
   t.after(async () => {
     sockets.closeAll();
@@ -179,7 +179,7 @@ test("keepalive: a client that never answers a ping is dropped within 2×PingInt
   const margin = 1000;
   const bound = 2 * interval + timeout + margin;
   const sockets = new Sockets();
-  const pinging = await GoServer.start("./interop/server", ["-ping", `${interval}ms`, "-ping-timeout", `${timeout}ms`]);
+  const pinging = await startInteropServer(["-ping", `${interval}ms`, "-ping-timeout", `${timeout}ms`]);
   t.after(async () => {
     sockets.closeAll();
     await pinging.stop();
@@ -194,7 +194,7 @@ test("keepalive: a client that never answers a ping is dropped within 2×PingInt
   );
 
   // A ws client that never answers a ping.
-  const silent = sockets.raw(`${pinging.wsURL}/parties/control/${room}?_pk=silent`, { autoPong: false });
+  const silent = sockets.raw(`ws://${sockets.nextHost(pinging)}/parties/control/${room}?_pk=silent`, { autoPong: false });
   let unanswered = 0;
   silent.on("ping", () => unanswered++);
   const dropped = new Promise((resolve) => silent.once("close", (code) => resolve(code)));
@@ -209,7 +209,7 @@ test("keepalive: a client that never answers a ping is dropped within 2×PingInt
   // partysocket was idle all along, longer than the silent client: it stays
   // open while a third client counts 10 more pings (10×40 ms, over twice the
   // bound without its margin).
-  const counter = sockets.raw(`${pinging.wsURL}/parties/control/${room}?_pk=counter`);
+  const counter = sockets.raw(`ws://${sockets.nextHost(pinging)}/parties/control/${room}?_pk=counter`);
   let pings = 0;
   const counted = new Promise((resolve, reject) => {
     counter.on("ping", () => ++pings >= 10 && resolve());
