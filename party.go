@@ -195,6 +195,12 @@ type Host struct {
 	// onBeforeConnect). Returning a non-nil request replaces r for the rest
 	// of the connection (use r.WithContext to hand values such as the
 	// authenticated user to OnConnect). It may run concurrently with anything.
+	//
+	// With a Placer (party/cluster), BeforeConnect runs on the node the
+	// client reached, and OnConnect may run on another: that one sees the
+	// request's method, URL, headers and remote address, not its context.
+	// Hand OnConnect what it needs in a header the hook sets (replacing
+	// whatever the client sent under that name).
 	BeforeConnect func(r *http.Request, party, room string) (*http.Request, error)
 
 	// BeforeRequest is BeforeConnect for plain HTTP requests to a room.

@@ -155,7 +155,8 @@
 // same id is never confused with its old socket). Before a client's upgrade
 // is answered, its node asks the owner to join it (Relay.Admit): the owner
 // runs party.Host.JoinRemote (OnConnect sees the client's URL, headers and
-// remote address), answers "joined" before OnConnect runs, and only then
+// remote address, not values BeforeConnect put in the request's context:
+// put those in a header), answers "joined" before OnConnect runs, and only then
 // does the client's socket open: open means joined, across nodes. A
 // client's messages go to the owner in the order read, on one NATS
 // connection (NATS keeps a publisher's order), and the owner hands them to

@@ -5,7 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import PartySocket from "partysocket";
-import { Sockets, interopNodes, nextEvent, startInteropServer, unique } from "../lib/harness.mjs";
+import { Sockets, nextEvent, startInteropServer, unique } from "../lib/harness.mjs";
 
 let server;
 before(async () => {
@@ -94,17 +94,7 @@ test("PartySocket.fetch reaches the room's OnRequest (GET and POST with a body)"
   assert.match(await chat.text(), /OnRequest/);
 });
 
-// On a cluster, what BeforeConnect hands OnConnect through the request's
-// context (as Host.BeforeConnect's documentation recommends: r.WithContext)
-// stays on the node that ran the hook: OnConnect runs on the room's node with
-// a request rebuilt from the wire (method, URL, headers, remote address), so
-// bob, held by another node than the room's, is greeted "welcome " instead
-// of "welcome bob". Until party/cluster carries it (or documents another
-// way), the test runs as a todo there: its failure is reported, not counted.
-const handOffAcrossNodes =
-  interopNodes > 1 ? { todo: "party/cluster: BeforeConnect's request context does not reach OnConnect on another node" } : {};
-
-test("query, including an async function returning a token, reaches the before-upgrade hook, which refuses a bad token", handOffAcrossNodes, async (t) => {
+test("query, including an async function returning a token, reaches the before-upgrade hook, which refuses a bad token", async (t) => {
   const sockets = new Sockets();
   t.after(() => sockets.closeAll());
   const room = unique("secure");

@@ -24,7 +24,6 @@
 package app
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -179,12 +178,18 @@ func (s *Feed) OnRequest(w http.ResponseWriter, r *http.Request) {
 // Secure greets the user that BeforeConnect found for the token.
 type Secure struct{}
 
-type userKey struct{}
-
 // tokens are the tokens the secure party accepts, and whose they are.
 var tokens = map[string]string{"t0k3n-alice": "alice", "t0k3n-bob": "bob"}
 
+// userHeader carries the user BeforeConnect found to OnConnect. A header,
+// not a context value: on a cluster (party/cluster), OnConnect may run on
+// another node, and only the request's method, URL, headers and remote
+// address travel there. The hook sets it on every request it lets in,
+// replacing whatever the client sent.
+const userHeader = "X-Party-User"
+
 func checkToken(r *http.Request, partyName, room string) (*http.Request, error) {
+	r.Header.Del(userHeader)
 	if partyName != "secure" {
 		return nil, nil
 	}
@@ -192,12 +197,12 @@ func checkToken(r *http.Request, partyName, room string) (*http.Request, error) 
 	if !ok {
 		return nil, &party.HTTPError{Status: http.StatusUnauthorized, Message: "unknown token"}
 	}
-	return r.WithContext(context.WithValue(r.Context(), userKey{}, user)), nil
+	r.Header.Set(userHeader, user)
+	return r, nil
 }
 
 func (Secure) OnConnect(c *party.Connection, r *http.Request) {
-	user, _ := r.Context().Value(userKey{}).(string)
-	c.Send(party.Text("welcome " + user))
+	c.Send(party.Text("welcome " + r.Header.Get(userHeader)))
 }
 
 // Tagged tags connections by role and can broadcast to one role only.
