@@ -203,11 +203,17 @@
 // and whenever a node is gone, each node starts the rooms with an alarm that
 // no node owns.
 //
-// Cross-room calls. HTTP requests to a room (PartySocket.fetch, or
-// party.Host.Fetch) reach its owner from any node: the relay forwards them
-// (bodies up to 1 MiB). party.Host.Call and party.Room.Call run a Go
-// function in the room's turn, which cannot travel: on a node that does not
-// run the room they return an error wrapping party.ErrElsewhere.
+// Cross-room calls. HTTP requests to a room (PartySocket.fetch,
+// party.Host.Fetch, party.Room.Fetch) reach its owner from any node: the
+// relay forwards them (bodies up to 1 MiB) and answers 502 if the owner
+// does not answer within JoinTimeout. That is also how a background job
+// broadcasts to a room cluster-wide: a Fetch whose OnRequest broadcasts.
+// party.Host.Call and party.Room.Call run a Go function in the room's turn,
+// which cannot travel: on a node that does not run the room they return an
+// error wrapping party.ErrElsewhere. A cycle of Fetches between rooms on
+// different nodes (A's handler fetches B, whose handler fetches A) is not
+// seen by party.ErrDeadlock's check, which is per node: it ends when the
+// inner Fetch times out (502).
 //
 // # Bad input between nodes
 //
