@@ -415,7 +415,13 @@ func TestFairTurns(t *testing.T) {
 	if turns < each/2 {
 		t.Fatalf("the senders overlapped for only %d turns: the test did not make them wait", turns)
 	}
-	if switches < turns/2 {
+	// Each message takes the turn anew, and a waiting read loop gets it next
+	// (the turn hands over in order), so the turn alternates, but for the
+	// moments when the other loop is not yet waiting: on a loaded 2-core
+	// machine (CI beside other work) a third of the turns or fewer changed
+	// hands once. A turn held for a whole buffered batch would change hands
+	// once per batch: a handful of times.
+	if switches < turns/8 {
 		t.Errorf("the turn changed hands %d times in %d turns (longest run %d): one sender held the room while the other waited", switches, turns, longest)
 	}
 }
