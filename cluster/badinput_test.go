@@ -127,7 +127,7 @@ func TestNATSGoesAwayAndComesBack(t *testing.T) {
 		t.Skip("waits for leases to be lost")
 	}
 	dir := t.TempDir()
-	ns := startListeningServer(t, dir, -1)
+	ns := startListeningServer(t, dir, -1) // server.RANDOM_PORT
 	port := ns.Addr().(*net.TCPAddr).Port
 	log := &handlerLog{}
 	nodes := startNodesOn(t, ns.ClientURL(), 2, 2*time.Second, func(node string) func(*party.Room) party.Server {

@@ -460,23 +460,7 @@ func forEachClient(t *testing.T, clients []*fclient, f func(*fclient) error) {
 // processes can reach, on a free port of 127.0.0.1.
 func startServerForProcesses(t *testing.T) *server.Server {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: server.RANDOM_PORT,
-		JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(5 * time.Second) {
-		ns.Shutdown()
-		t.Fatal("nats-server not ready in 5s")
-	}
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	return ns
+	return startListeningServer(t, t.TempDir(), server.RANDOM_PORT)
 }
 
 // waitNodeBeats waits until every node has heard every other: two beats

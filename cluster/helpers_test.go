@@ -67,37 +67,28 @@ func countGoroutines() int {
 }
 
 // startServer runs an embedded JetStream server for the test, storing in
-// dir (a fresh temporary one if empty).
+// dir (a fresh temporary one if empty), reached in process only.
 func startServer(t testing.TB, dir string) *server.Server {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	ns, err := server.NewServer(&server.Options{
-		JetStream: true, StoreDir: dir, DontListen: true, NoLog: true, NoSigs: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(5 * time.Second) {
-		ns.Shutdown()
-		t.Fatal("nats-server not ready in 5s")
-	}
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	return ns
+	return runServer(t, &server.Options{JetStream: true, StoreDir: dir, DontListen: true})
 }
 
 // startListeningServer runs a JetStream server listening on 127.0.0.1:port
-// (-1: a free one), storing in dir, shut down at the end of the test.
+// (server.RANDOM_PORT: a free one), storing in dir, for clients outside the
+// process or over TCP.
 func startListeningServer(t testing.TB, dir string, port int) *server.Server {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true,
-	})
+	return runServer(t, &server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir})
+}
+
+// runServer runs a server with opts until the end of the test.
+func runServer(t testing.TB, opts *server.Options) *server.Server {
+	t.Helper()
+	opts.NoLog, opts.NoSigs = true, true
+	ns, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
