@@ -173,6 +173,11 @@ func TestStatsCountAKnownWorkload(t *testing.T) {
 	}
 
 	a.send("panic") // counted, and a stays open
+	// Handled before a is replaced below: a replaced connection's unread
+	// messages are dropped (a loaded machine was slow enough to drop it).
+	eventually(t, "a's panic to be counted", func() bool {
+		return h.Stats().Parties["main"].HandlerPanics["OnMessage"] == 1
+	})
 	b.conn.Write(context.Background(), websocket.MessageBinary, make([]byte, 2048))
 	if ce := b.closed(); ce.Code != websocket.StatusMessageTooBig {
 		t.Fatalf("oversize message: closed with %v, want 1009", ce)
