@@ -15,8 +15,15 @@ import (
 //
 // Members held by other nodes (see [Host.JoinRemote]) get msg through their
 // node's Fanout: one Fanout.Broadcast per node, with without, whatever the
-// number of its members.
+// number of its members. On a node where the room does not run (a relay
+// room, see [Placement]), Broadcast reaches the room where it runs, so every
+// member on every node gets msg.
 func (r *Room) Broadcast(msg Message, without ...string) {
+	if r.relayed.Load() {
+		// The room runs on another node: it broadcasts there, to every node.
+		r.relay.Broadcast(msg, without)
+		return
+	}
 	var fanArr [4]Fanout
 	fanouts := fanArr[:0]
 	for _, c := range r.snapshot() {

@@ -65,6 +65,11 @@ type Relay interface {
 	// answered. An error refuses the upgrade: an *HTTPError with its status,
 	// any other error with 503.
 	Admit(id string, r *http.Request) error
+	// Broadcast is Room.Broadcast called on the relay room (by code that
+	// holds it from Host.Room, such as a background job): it must reach
+	// every member of the room where it runs, but those whose id is in
+	// without, as the room's own Broadcast would. It must not block.
+	Broadcast(msg Message, without []string)
 	// Abandon is called, in the turn, when the upgrade of connection id
 	// fails after Admit succeeded (the client went away during the
 	// handshake): the connection will not join here, and the room where it
@@ -357,6 +362,7 @@ func (r *Room) place(ctx context.Context) error {
 		return fmt.Errorf("party: placing the room: %w", err)
 	}
 	r.placed, r.relay, r.lostCh = true, pl.Relay, pl.Lost
+	r.relayed.Store(pl.Relay != nil) // after r.relay: Broadcast reads it from any goroutine
 	r.life.Lock()
 	r.releasePlacement = pl.Release
 	dead := r.dead

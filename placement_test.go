@@ -135,6 +135,10 @@ func (f *fakeRelay) Admit(id string, r *http.Request) error {
 
 func (f *fakeRelay) Abandon(id string) { f.log.add("abandon " + id) }
 
+func (f *fakeRelay) Broadcast(msg party.Message, without []string) {
+	f.log.add(fmt.Sprintf("relay broadcast %s without %v", msg.Bytes(), without))
+}
+
 func (f *fakeRelay) OnMessage(m party.Message, c *party.Connection) {
 	f.log.add(fmt.Sprintf("relay message %s %s", c.ID(), m.Bytes()))
 	f.messages <- c.ID() + " " + string(m.Bytes())
@@ -759,6 +763,15 @@ func TestRelayRoom(t *testing.T) {
 	if m := receive(t, relay.messages, "the relay's OnMessage"); m != "wait hello" {
 		t.Errorf("the relay's OnMessage got %q, want %q", m, "wait hello")
 	}
+
+	// Broadcast on the relay room (Host.Room's, from a background job)
+	// goes to the room where it runs, not to the sockets held here: they
+	// get it from there.
+	h.Room("main", "away").Broadcast(party.Text("news"), "x")
+	if !log.has("relay broadcast news without [x]") {
+		t.Errorf("Broadcast on the relay room: got %q, want the relay's Broadcast", log.list())
+	}
+	c.silent(100 * time.Millisecond)
 
 	// Admit's refusals.
 	for _, tc := range []struct {

@@ -206,8 +206,10 @@
 // Cross-room calls. HTTP requests to a room (PartySocket.fetch,
 // party.Host.Fetch, party.Room.Fetch) reach its owner from any node: the
 // relay forwards them (bodies up to 1 MiB) and answers 502 if the owner
-// does not answer within JoinTimeout. That is also how a background job
-// broadcasts to a room cluster-wide: a Fetch whose OnRequest broadcasts.
+// does not answer within JoinTimeout. A background job broadcasts to a room
+// cluster-wide with party.Host.Room(party, room).Broadcast on a node that
+// runs or relays the room (a relay room forwards it to the owner, which
+// sends it to every node), or with Node.Broadcast on any node.
 // party.Host.Call and party.Room.Call run a Go function in the room's turn,
 // which cannot travel: on a node that does not run the room they return an
 // error wrapping party.ErrElsewhere. A cycle of Fetches between rooms on

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"party"
 )
 
 // The messages nodes send each other on their subjects, Prefix.node.<name>.
@@ -35,10 +37,15 @@ const (
 	kindClose           // payload: closeStatus
 	kindCredit          // payload: uvarint count of messages handled
 	kindGone            // the room is no longer run by its sender (seq 0)
+
+	// From any node to the room's owner.
+	kindBroadcast // payload: a byte (1: binary), then as kindBroadcastText; the owner broadcasts it
+
+	lastKind = kindBroadcast
 )
 
 var kindNames = [...]string{"", "join", "text", "binary", "leave", "fetch", "joined", "refused", "send-text", "send-binary",
-	"broadcast-text", "broadcast-binary", "close", "credit", "gone"}
+	"broadcast-text", "broadcast-binary", "close", "credit", "gone", "broadcast"}
 
 func (k kind) String() string {
 	if int(k) < len(kindNames) && k != 0 {
@@ -86,7 +93,7 @@ func decode(data []byte) (envelope, error) {
 		return e, errMalformed
 	}
 	e.kind = kind(data[0])
-	if e.kind == 0 || e.kind > kindGone {
+	if e.kind == 0 || e.kind > lastKind {
 		return e, fmt.Errorf("%w: unknown kind %d", errMalformed, data[0])
 	}
 	r := reader{data[1:], nil}
@@ -162,6 +169,15 @@ func broadcastPayload(without []string, msg []byte) (head []byte) {
 		head = appendString(head, id)
 	}
 	return head
+}
+
+// broadcastRequest is the payload of kindBroadcast, but for msg's bytes.
+func broadcastRequest(msg party.Message, without []string) []byte {
+	flag := byte(0)
+	if msg.IsBinary() {
+		flag = 1
+	}
+	return append([]byte{flag}, broadcastPayload(without, nil)...)
 }
 
 func readBroadcast(p []byte) (without []string, msg []byte, err error) {

@@ -46,7 +46,7 @@ func sameEnvelope(a, b envelope) bool {
 
 // TestEnvelopeRoundTrip: every kind survives encode and decode.
 func TestEnvelopeRoundTrip(t *testing.T) {
-	for k := kindJoin; k <= kindGone; k++ {
+	for k := kindJoin; k <= lastKind; k++ {
 		e := envelope{kind: k, token: 42, party: "main", room: "room%2F1", from: "node-1", seq: 9, payload: []byte("payload")}
 		got, err := decode(e.encode())
 		if err != nil || !sameEnvelope(got, e) {

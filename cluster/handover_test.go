@@ -149,3 +149,31 @@ func TestGracefulHandover(t *testing.T) {
 		t.Fatal("the room's alarm did not fire on its new owner")
 	}
 }
+
+// TestBackgroundBroadcast: a background job's broadcast reaches the room's
+// members on every node, wherever it runs: Host.Room's Broadcast on the
+// owner and on a node that relays the room, and Node.Broadcast on a node
+// that has no room at all; without is applied everywhere.
+func TestBackgroundBroadcast(t *testing.T) {
+	nodes := slowEchoNodes(t, 3, 2*time.Second, nil)
+	a := dial(t, nodes[0], "x", "a") // n1 runs x
+	b := dial(t, nodes[1], "x", "b") // n2 relays it
+	if nodes[2].host.Room("main", "x") != nil {
+		t.Fatal("n3 has a room x")
+	}
+	nodes[0].host.Room("main", "x").Broadcast(party.Text("from the owner"))
+	nodes[1].host.Room("main", "x").Broadcast(party.Text("from the relay"), "a")
+	if err := nodes[2].node.Broadcast(context.Background(), "main", "x", party.Binary([]byte("from n3")), "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes[2].node.Broadcast(context.Background(), "main", "nowhere", party.Text("lost")); err != nil {
+		t.Fatalf("Broadcast to a room that runs nowhere: %v", err)
+	}
+	a.expect("from the owner")
+	b.expect("from the owner")
+	b.expect("from the relay")
+	a.expect("from n3")
+	b.send("done") // the room is in order: b's message comes after the broadcasts
+	a.expect("done")
+	b.expectNone(200 * time.Millisecond) // not "from n3": b was excluded
+}

@@ -273,6 +273,32 @@ func (n *Node) Place(ctx context.Context, partyName, room string) (party.Placeme
 	}
 }
 
+// Broadcast sends msg to every connection of room (party partyName) but
+// those whose id is in without, on every node, wherever the room runs: the
+// cluster-wide form of party.Host.Room(partyName, room).Broadcast, for code
+// outside the room's handlers (a background job). On a node that runs the
+// room, or relays it, that is what Host.Room's Broadcast does; elsewhere the
+// room's owner is looked up and asked. A room that runs nowhere has nobody
+// to reach: Broadcast then does nothing and returns nil. It returns an error
+// only if the owner cannot be looked up (NATS unreachable, ctx ended). Like
+// Room.Broadcast, it does not wait for delivery.
+func (n *Node) Broadcast(ctx context.Context, partyName, room string, msg party.Message, without ...string) error {
+	if r := n.host.Room(partyName, room); r != nil {
+		r.Broadcast(msg, without...)
+		return nil
+	}
+	own, err := n.owners.Owner(ctx, partyName, room)
+	if errors.Is(err, ErrNoOwner) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	e := &envelope{kind: kindBroadcast, token: own.Token, party: partyName, room: room, from: n.name, payload: broadcastRequest(msg, without)}
+	n.publish(own.Node, e, msg.Bytes())
+	return nil
+}
+
 // alive reports whether node has been heard from recently (this node is).
 func (n *Node) alive(node string) bool {
 	if node == n.name {
@@ -453,7 +479,7 @@ func (n *Node) receive(m *nats.Msg) {
 		return
 	}
 	switch e.kind {
-	case kindJoin, kindText, kindBinary, kindLeave, kindFetch:
+	case kindJoin, kindText, kindBinary, kindLeave, kindFetch, kindBroadcast:
 		n.toOwner(e, m)
 	default:
 		n.toRelay(e)

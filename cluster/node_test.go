@@ -190,6 +190,16 @@ func ownerOf(t testing.TB, n *testNode, room string) string {
 	return own.Node
 }
 
+// expectNone fails the test if a message arrives within d.
+func (c *client) expectNone(d time.Duration) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if _, data, err := c.conn.Read(ctx); err == nil {
+		c.t.Fatalf("got %q, want nothing", data)
+	}
+}
+
 func (c *client) expect(want string) {
 	c.t.Helper()
 	if got := c.read(); got != want {

@@ -102,8 +102,9 @@ func (f *fanout) Broadcast(msg party.Message, without []string) {
 // remote is a connection held by another node, joined to a room run here.
 type remote struct {
 	ref     roomRef
-	rc      *party.Remote
-	handled atomic.Int64 // messages handled since the last credit
+	rc      *party.Remote   // nil until JoinRemote returns; under the Node's mu
+	early   []party.Message // what the client sent before that, in order; under the Node's mu
+	handled atomic.Int64    // messages handled since the last credit
 }
 
 // link implements party.Link for one remote connection.
@@ -152,6 +153,25 @@ func (n *Node) toOwner(e envelope, m *nats.Msg) {
 		go n.fetch(o, e, m)
 	case kindText, kindBinary, kindLeave:
 		n.fromClient(e)
+	case kindBroadcast:
+		n.broadcastHere(e)
+	}
+}
+
+// broadcastHere broadcasts, in the room run here, what another node asked
+// for (party.Room.Broadcast on its relay room, or Node.Broadcast).
+func (n *Node) broadcastHere(e envelope) {
+	if len(e.payload) == 0 {
+		n.log.Warn("cluster: dropped a malformed broadcast", "from", e.from)
+		return
+	}
+	without, data, err := readBroadcast(e.payload[1:])
+	if err != nil {
+		n.log.Warn("cluster: dropped a malformed broadcast", "from", e.from, "err", err)
+		return
+	}
+	if room := n.host.Room(e.party, e.room); room != nil {
+		room.Broadcast(message(e.payload[0] == 1, data), without...)
 	}
 }
 
@@ -242,6 +262,13 @@ func (n *Node) joinRemote(o *owned, e envelope) {
 	}
 	n.mu.Lock()
 	rem.rc = rc
+	// What the client sent while OnConnect ran goes first: under mu, so
+	// that fromClient, which now hands messages to rc itself, cannot
+	// overtake it (Receive never blocks).
+	for _, msg := range rem.early {
+		rc.Receive(msg, n.credit(rem, e))
+	}
+	rem.early = nil
 	pending := n.remotes[ref] != rem // left while joining
 	n.mu.Unlock()
 	if pending {
@@ -261,6 +288,18 @@ func (n *Node) fromClient(e envelope) {
 	if e.kind == kindLeave && rem != nil {
 		delete(n.remotes, ref)
 	}
+	var rc *party.Remote
+	if rem != nil && rem.ref == (roomRef{e.party, e.room}) {
+		rc = rem.rc
+		if rc == nil && e.kind != kindLeave {
+			// Still joining: the client's socket opened when the room
+			// said joined, before its OnConnect, and JoinRemote returns
+			// after OnConnect. joinRemote hands these to the room first.
+			rem.early = append(rem.early, message(e.kind == kindBinary, e.payload))
+			n.mu.Unlock()
+			return
+		}
+	}
 	n.mu.Unlock()
 	if rem == nil || rem.ref != (roomRef{e.party, e.room}) {
 		if e.kind != kindLeave {
@@ -272,10 +311,9 @@ func (n *Node) fromClient(e envelope) {
 		}
 		return
 	}
-	if rem.rc == nil {
-		// Still joining: JoinRemote returns before the client can have
-		// sent anything (its socket opens after joined), but a leave can
-		// come first; joinRemote sees it gone and makes it leave.
+	if rc == nil {
+		// A leave while joining: joinRemote sees it gone and makes it
+		// leave, after what it sent.
 		return
 	}
 	if e.kind == kindLeave {
@@ -283,17 +321,23 @@ func (n *Node) fromClient(e envelope) {
 		if err != nil {
 			code, reason = int(party.StatusAbnormalClosure), ""
 		}
-		rem.rc.Leave(party.StatusCode(code), reason)
+		rc.Leave(party.StatusCode(code), reason)
 		return
 	}
-	msg := message(e.kind == kindBinary, e.payload)
-	rem.rc.Receive(msg, func() {
+	rc.Receive(message(e.kind == kindBinary, e.payload), n.credit(rem, e))
+}
+
+// credit returns the callback of a message of rem, which e carried: every
+// relayWindow/4 messages handled, it gives the holding node that much
+// credit back.
+func (n *Node) credit(rem *remote, e envelope) func() {
+	return func() {
 		if rem.handled.Add(1) >= relayWindow/4 {
 			k := rem.handled.Swap(0)
 			n.publish(e.from, &envelope{kind: kindCredit, token: e.token, party: e.party, room: e.room, from: n.name, seq: e.seq,
 				payload: binary.AppendUvarint(nil, uint64(k))})
 		}
-	})
+	}
 }
 
 // fetch answers an HTTP request forwarded by another node.

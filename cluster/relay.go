@@ -157,6 +157,12 @@ func (r *relay) Admit(id string, req *http.Request) error {
 	return err
 }
 
+// Broadcast implements party.Relay: Room.Broadcast on the relay room goes
+// to the owner, which broadcasts to every node.
+func (r *relay) Broadcast(msg party.Message, without []string) {
+	r.n.publish(r.owner, r.envelope(kindBroadcast, 0, broadcastRequest(msg, without)), msg.Bytes())
+}
+
 // Abandon implements party.Relay: the client admitted last went away
 // before its socket opened; the owner lets it go.
 func (r *relay) Abandon(id string) {
