@@ -43,7 +43,7 @@ type Room struct {
 	placed           bool
 	relay            Relay
 	lost             atomic.Bool
-	relayed          atomic.Bool // relay is set (for Broadcast, from any goroutine)
+	relayed          atomic.Bool     // relay is set (for Broadcast, from any goroutine)
 	lostCh           <-chan struct{} // Placement.Lost
 	releasePlacement func()          // guarded by life
 	done             chan struct{}
