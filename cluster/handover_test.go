@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"context"
+
 	"fmt"
+	"github.com/nats-io/nats.go"
 	"io"
 	"net/http"
 	"strconv"
@@ -177,3 +179,37 @@ func TestBackgroundBroadcast(t *testing.T) {
 	a.expect("done")
 	b.expectNone(200 * time.Millisecond) // not "from n3": b was excluded
 }
+
+// TestNoCreditCloses: a room's node that stops answering (its handler
+// stuck) while a client held elsewhere floods it: once the relay's window is
+// full and no credit comes for JoinTimeout, the client is closed with 1012
+// (it reconnects) rather than wait for ever.
+func TestNoCreditCloses(t *testing.T) {
+	ns := startServer(t, "")
+	release := make(chan struct{})
+	defer close(release)
+	nodes := startNodesConfig(t, 2, Config{TTL: 2 * time.Second, JoinTimeout: 500 * time.Millisecond},
+		func(string) func(*party.Room) party.Server {
+			return func(r *party.Room) party.Server {
+				return &stuckServer{release: release}
+			}
+		}, func() *nats.Conn {
+			nc, _ := connect(t, ns)
+			return nc
+		})
+	dial(t, nodes[0], "x", "a") // n1 runs x
+	b := dial(t, nodes[1], "x", "b")
+	go func() {
+		for i := 0; ; i++ {
+			if b.conn.Write(context.Background(), 1, []byte(strconv.Itoa(i))) != nil {
+				return
+			}
+		}
+	}()
+	b.expectClose(party.StatusServiceRestart)
+}
+
+// stuckServer's OnMessage waits for release.
+type stuckServer struct{ release chan struct{} }
+
+func (s *stuckServer) OnMessage(party.Message, *party.Connection) { <-s.release }

@@ -62,17 +62,24 @@ func startNodesOn(t testing.TB, url string, count int, ttl time.Duration, factor
 
 func startNodesConn(t testing.TB, count int, ttl time.Duration, factory func(node string) func(*party.Room) party.Server, conn func() *nats.Conn) []*testNode {
 	t.Helper()
+	return startNodesConfig(t, count, Config{TTL: ttl}, factory, conn)
+}
+
+// startNodesConfig starts nodes with cfg (its Node, Owners.Bucket and Store
+// names set here).
+func startNodesConfig(t testing.TB, count int, cfg Config, factory func(node string) func(*party.Room) party.Server, conn func() *nats.Conn) []*testNode {
+	t.Helper()
 	nodes := make([]*testNode, count)
 	for i := range nodes {
 		nc := conn()
 		name := "n" + string(rune('1'+i))
 		h := party.Handler(factory(name))
 		h.IdleTimeout = 200 * time.Millisecond
-		n, err := Join(testCtx(t, 10*time.Second), h, nc, Config{
-			Node: name, TTL: ttl,
-			Owners: OwnersConfig{Bucket: "owners"},
-			Store:  StoreConfig{Stream: "STORE", Subject: "store", AlarmBucket: "alarms"},
-		})
+		c := cfg
+		c.Node = name
+		c.Owners.Bucket = "owners"
+		c.Store = StoreConfig{Stream: "STORE", Subject: "store", AlarmBucket: "alarms"}
+		n, err := Join(testCtx(t, 10*time.Second), h, nc, c)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"time"
 
 	"party"
 )
@@ -222,10 +223,22 @@ func (r *relay) OnMessage(msg party.Message, c *party.Connection) {
 		c.Close(party.StatusMessageTooBig, "cluster: message not forwarded to the room's node")
 		return
 	}
+	if !wait {
+		return
+	}
+	// No credit for JoinTimeout (the owner is stuck, or a credit was lost:
+	// NATS delivers at most once): the client reconnects rather than wait
+	// for ever.
+	stuck := time.NewTimer(r.n.joinTimeout)
+	defer stuck.Stop()
 	for wait {
 		select {
 		case <-m.credit:
 		case <-r.lost:
+			return
+		case <-stuck.C:
+			r.n.log.Warn("cluster: no credit from the room's node", "owner", r.owner, "party", r.ref.party, "room", r.ref.room, "connection", c.ID())
+			c.Close(party.StatusServiceRestart, "the room's node stopped answering")
 			return
 		}
 		r.mu.Lock()
