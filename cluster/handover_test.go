@@ -2,9 +2,7 @@ package cluster
 
 import (
 	"context"
-
 	"fmt"
-	"github.com/nats-io/nats.go"
 	"io"
 	"net/http"
 	"strconv"
@@ -12,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"party"
 )
