@@ -393,10 +393,12 @@ func (n *Node) nodeGone(node, why string) {
 			lost = append(lost, r)
 		}
 	}
-	var left []*remote
-	for ref, rc := range n.remotes {
+	var left []*party.Remote
+	for ref, rem := range n.remotes {
 		if ref.node == node {
-			left = append(left, rc)
+			if rem.rc != nil { // (one still joining: joinRemote sees it gone and makes it leave)
+				left = append(left, rem.rc)
+			}
 			delete(n.remotes, ref)
 		}
 	}
@@ -405,7 +407,7 @@ func (n *Node) nodeGone(node, why string) {
 		r.lose()
 	}
 	for _, rc := range left {
-		rc.rc.Leave(party.StatusAbnormalClosure, "node "+node+" gone")
+		rc.Leave(party.StatusAbnormalClosure, "node "+node+" gone")
 	}
 	n.background(n.resumeAlarms)
 }
