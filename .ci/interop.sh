@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Real clients against the Go server: the partysocket suite (interop/test) on one
 # server, then again with its clients spread over three nodes of a cluster
-# (party/cluster, PARTY_INTEROP_NODES=3), the chat example in Debian's Chromium
+# (party/cluster, PARTY_INTEROP_NODES=3), the yjs checks and y-websocket tests
+# (interop/yjs), the latter again over three cluster nodes, the chat example in Debian's Chromium
 # (interop/browser), then the chat behind nginx with TLS, running
 # docs/deployment/nginx.conf (interop/proxy). Installs what it
 # needs on a clean machine: the npm packages from interop/package-lock.json, and
@@ -47,6 +48,9 @@ echo "== interop suite over three cluster nodes"
 
 echo "== yjs: the committed fixtures and our update operations checked by the npm yjs"
 (cd interop && timeout 600 npm run test:yjs)
+
+echo "== yjs over three cluster nodes"
+(cd interop && timeout 600 npm run test:yjs:cluster)
 
 echo "== examples/editor: the committed bundle is what web/build.sh produces"
 (cd examples/editor/web && npm ci --no-audit --no-fund && node build.mjs --check)

@@ -98,10 +98,11 @@ export class GoServer {
     proc.stderr.setEncoding("utf8").on("data", onData);
     proc.stdout.setEncoding("utf8").on("data", onData);
     const what = this.nodes === 1 ? "its address" : `the addresses of its ${this.nodes} nodes`;
+    const from = this.log.length; // (what an earlier run printed stays in the log, but is not this run's)
     this.addrs = await withTimeout(
       new Promise((resolve, reject) => {
         const look = () => {
-          const found = [...this.log.matchAll(/http:\/\/([^\s/]+)/g)].map((m) => m[1]);
+          const found = [...this.log.slice(from).matchAll(/http:\/\/([^\s/]+)/g)].map((m) => m[1]);
           if (found.length >= this.nodes) resolve(found.slice(0, this.nodes));
         };
         proc.stdout.on("data", look);
@@ -155,6 +156,42 @@ export async function startInteropServer(args = []) {
   const s = new GoServer(binary, ["-nodes", String(interopNodes), ...args], { nodes: interopNodes });
   await s.start();
   return s;
+}
+
+/**
+ * Starts the yjs tests' server (yjs/internal/cmd/yjsserver, party/internal/yjsapp) with args: one process of
+ * yjsserver, or with PARTY_INTEROP_NODES=N the same app on N nodes of a cluster (interopcluster -app yjs), whose
+ * -data is JetStream's store directory rather than a FileStore's. Either way, server.hosts lists its nodes'
+ * addresses, and stop() then start() brings the server back on the same ports and the same -data.
+ */
+export async function startYjsServer(args = []) {
+  if (interopNodes === 1) return GoServer.start("./yjs/internal/cmd/yjsserver", args);
+  const binary = buildGo("./internal/cmd/interopcluster", { cwd: "cluster" });
+  const s = new GoServer(binary, ["-app", "yjs", "-nodes", String(interopNodes), ...args], { nodes: interopNodes });
+  await s.start();
+  return s;
+}
+
+/**
+ * Makes node 1 of an interopcluster leave the cluster while the others serve on (SIGUSR1): it stops accepting and
+ * hands its rooms over (its clients, and the clients of its rooms on other nodes, get 1012). Resolves once it has
+ * left, within 15 s.
+ */
+export async function firstNodeLeaves(server) {
+  if (server.nodes < 2) throw new Error("firstNodeLeaves needs a cluster of 2 nodes or more");
+  server.proc.kill("SIGUSR1");
+  await withTimeout(
+    new Promise((resolve, reject) => {
+      const look = () => {
+        if (/^node1 left$/m.test(server.log)) resolve();
+        else if (server.proc.exitCode !== null) reject(new Error(`${server.binary} exited:\n${server.log}`));
+        else setTimeout(look, 10);
+      };
+      look();
+    }),
+    15_000,
+    `node1 to leave the cluster (${server.binary} printing "node1 left")`,
+  );
 }
 
 /** Rejects with a message naming what was awaited if p does not settle within ms. */

@@ -7,6 +7,13 @@
 //   - a read-only client cannot change the document;
 //   - a server killed (SIGKILL) and restarted on its FileStore serves the document as it was;
 //   - 1,000 random edits from 3 clients converge to what yjs makes of the same edits in one process.
+// With PARTY_INTEROP_NODES=N (npm run test:yjs:cluster sets 3), the same tests
+// run against N nodes of a cluster (interopcluster -app yjs; interop/README.md
+// says what a restart means there): each test's providers, and the reads of
+// the server's document, go round-robin over the nodes. One more test runs
+// there only:
+//   - the room's node leaves the cluster: every client gets 1012, the room runs
+//     on another node with the document it stored, and the clients there converge.
 // Every wait has a deadline and names what it waited for.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -16,7 +23,7 @@ import { join } from 'node:path'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import WS from 'ws'
-import { GoServer, withTimeout } from '../lib/harness.mjs'
+import { firstNodeLeaves, interopNodes, startYjsServer, withTimeout } from '../lib/harness.mjs'
 import { prng, content } from './lib.mjs'
 
 const roots = { text: 'text', map: 'map', array: 'array' }
@@ -25,25 +32,31 @@ const readOnlyToken = 'let-me-read'
 const dataDirs = []
 process.on('exit', () => dataDirs.forEach((d) => rmSync(d, { recursive: true, force: true })))
 
-// startServer runs yjsserver on a fresh FileStore directory.
+// startServer runs yjsserver on a fresh FileStore directory, or a cluster
+// (PARTY_INTEROP_NODES) with that directory as JetStream's store.
 const startServer = async (args = []) => {
   const data = mkdtempSync(join(tmpdir(), 'yjs-server-'))
   dataDirs.push(data)
-  const server = await GoServer.start('./yjs/internal/cmd/yjsserver', ['-data', data, '-readonly-token', readOnlyToken, ...args])
-  return server
+  return startYjsServer(['-data', data, '-readonly-token', readOnlyToken, ...args])
 }
 
 // Providers collects the providers a test opens, to destroy them at its end.
+// Each provider goes to the server's next node in turn (p.serverHost): on a
+// cluster of three, the first to node 1, the second to node 2, the third to
+// node 3, the fourth to node 1 again. With one server, all go to it.
 class Providers {
   constructor (server) {
     this.server = server
     this.all = []
+    this.opened = 0
   }
 
   open (room, { doc = new Y.Doc(), params = {} } = {}) {
-    const p = new WebsocketProvider(`${this.server.wsURL}/parties/main`, room, doc, {
+    const host = this.server.hosts[this.opened++ % this.server.hosts.length]
+    const p = new WebsocketProvider(`ws://${host}/parties/main`, room, doc, {
       WebSocketPolyfill: WS, disableBc: true, maxBackoffTime: 200, params
     })
+    p.serverHost = host
     this.all.push(p)
     return p
   }
@@ -76,20 +89,24 @@ const synced = (p, what = 'the provider to sync') => until(() => p.synced, what)
 const sameContent = (a, b) => JSON.stringify(content(a, roots)) === JSON.stringify(content(b, roots))
 const sameState = (a, b) => Buffer.from(Y.encodeStateVector(a)).equals(Buffer.from(Y.encodeStateVector(b))) && sameContent(a, b)
 
-// serverDoc returns the room's document as the Go server holds it (GET /doc/{room}).
-const serverDoc = async (server, room) => {
-  const res = await fetch(`${server.httpURL}/doc/${room}`)
+// serverDoc returns the room's document as the Go server holds it (GET
+// /doc/{room}), asking the next of hosts in turn (on a cluster, a node that
+// does not run the room asks the one that does).
+const serverDoc = async (server, room, hosts = server.hosts) => {
+  const host = hosts[serverDoc.reads++ % hosts.length]
+  const res = await fetch(`http://${host}/doc/${room}`)
   assert.equal(res.status, 200, `GET /doc/${room}: ${res.status}`)
   const doc = new Y.Doc()
   Y.applyUpdate(doc, new Uint8Array(await res.arrayBuffer()))
   return doc
 }
+serverDoc.reads = 0
 
 // converged waits until every document has the same state and content, and
-// the server's document too.
-const converged = async (server, room, docs, what) => {
+// the server's document too (read from hosts: all of the server's by default).
+const converged = async (server, room, docs, what, hosts) => {
   await until(() => docs.every((d) => sameState(d, docs[0])), `${what}: the clients to converge`, 20_000)
-  const held = await serverDoc(server, room)
+  const held = await serverDoc(server, room, hosts)
   assert.deepEqual(content(held, roots), content(docs[0], roots), `${what}: the server's document`)
 }
 
@@ -225,6 +242,47 @@ test('a server killed and restarted on its FileStore serves the document as it w
   await synced(c, 'a fresh client to sync with the restarted server')
   assert.deepEqual(content(c.doc, roots), before)
   assert.deepEqual(content(await serverDoc(server, 'restart'), roots), before)
+})
+
+test("the room's node leaves the cluster: the room runs on another node with what it stored", {
+  skip: interopNodes < 3 && 'on a cluster of three only (npm run test:yjs:cluster)'
+}, async (t) => {
+  const server = await startServer()
+  t.after(() => server.stop())
+  const ps = new Providers(server)
+  t.after(() => ps.destroyAll())
+  const a = ps.open('handover') // on node 1, which claims the room: a reaches it first
+  await synced(a)
+  const b = ps.open('handover') // node 2
+  const c = ps.open('handover') // node 3
+  await Promise.all([b, c].map((p) => synced(p)))
+  a.doc.getText('text').insert(0, 'written through node 1')
+  b.doc.getMap('map').set('b', 'through node 2')
+  c.doc.getArray('array').push(['through node 3'])
+  await converged(server, 'handover', [a.doc, b.doc, c.doc], 'before the move')
+  const before = content(a.doc, roots)
+
+  // Each client stays offline once closed, until the test reconnects it.
+  const closed = [a, b, c].map((p) => new Promise((resolve) => p.once('connection-close', (event) => {
+    p.shouldConnect = false
+    resolve(event?.code)
+  })))
+  await firstNodeLeaves(server)
+  assert.deepEqual(await withTimeout(Promise.all(closed), 5_000, 'a, b and c to be closed'), [1012, 1012, 1012],
+    'the close codes of a (node 1), b (node 2) and c (node 3)')
+  // No client is connected: the room that node 2 or 3 runs now holds what node 1 stored.
+  const left = [b.serverHost, c.serverHost]
+  assert.deepEqual(content(await serverDoc(server, 'handover', left), roots), before, 'the document after the move')
+
+  b.doc.getMap('map').set('b', 'offline during the move')
+  b.connect()
+  c.connect()
+  await Promise.all([b, c].map((p) => synced(p, `the client on ${p.serverHost} to sync again`)))
+  c.doc.getArray('array').push(['after the move'])
+  await converged(server, 'handover', [b.doc, c.doc], 'after the move', left)
+  assert.equal(c.doc.getText('text').toString(), 'written through node 1')
+  assert.equal(c.doc.getMap('map').get('b'), 'offline during the move')
+  assert.deepEqual(b.doc.getArray('array').toArray(), ['through node 3', 'after the move'])
 })
 
 test('1,000 random edits from 3 clients converge to what yjs makes of them in one process', async (t) => {
