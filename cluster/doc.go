@@ -239,9 +239,17 @@
 // # Limits
 //
 // A client's message crosses between nodes as one NATS message: Join lowers
-// a default Host.ReadLimit to the server's max_payload less 4 KiB. A slow
-// reader on a holding node is handled there (its send queue, slow-consumer
-// close), but does not hold back the owner's room: back-pressure crosses
-// nodes from holder to owner (credit), not back. Reads from a Store are not
-// fenced (see above).
+// a default Host.ReadLimit to the server's max_payload less 4 KiB.
+//
+// Back-pressure crosses nodes one way. When the owner's room holds its
+// readers back (a member on the owner over its high-water mark; see
+// party.Host.SendQueueMessages), it stops handling relayed messages too, its
+// credit stops, and the nodes holding the senders stop reading them: a flood
+// is slowed at the flooder's socket, wherever it is. But a slow reader held
+// by another node does not hold the owner's room back: its node keeps its
+// queue and closes it as a slow consumer (after SlowClientTimeout, or at the
+// queue's hard bounds), while the room goes on at the others' pace, as the
+// room would after SlowClientTimeout on one node.
+//
+// Reads from a Store are not fenced (see above).
 package cluster
