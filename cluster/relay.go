@@ -42,6 +42,8 @@ type relay struct {
 	members   map[uint64]*member // by seq
 	byConn    map[*party.Connection]*member
 	admitting *member // between Admit and OnConnect, both in the relay room's turn
+
+	maxInflight int // the most messages of one connection ever in flight (tests check the bound)
 }
 
 // member is one client held here, as the owner knows it.
@@ -211,6 +213,7 @@ func (r *relay) OnMessage(msg party.Message, c *party.Connection) {
 		return
 	}
 	m.inflight++
+	r.maxInflight = max(r.maxInflight, m.inflight)
 	wait := m.inflight > relayWindow
 	r.mu.Unlock()
 	k := kindText
