@@ -276,14 +276,8 @@ func (rc *Remote) run() {
 			stats.received(len(m.msg.Bytes()))
 			r.received.Add(1)
 			r.flow.wait()
-			if on := r.handlers.message; on != nil && !c.isClosing() {
-				r.turn.Lock()
-				if !c.left {
-					if err := r.runHandler(handlerOnMessage, c, func() { on.OnMessage(m.msg, c) }); err != nil {
-						r.reportError(c, err)
-					}
-				}
-				r.turn.Unlock()
+			if !c.isClosing() {
+				r.handleMessage(c, m.msg)
 			}
 			if m.handled != nil {
 				m.handled()
@@ -296,8 +290,6 @@ func (rc *Remote) run() {
 // gives back the room's references. The caller then calls Host.leave
 // (JoinRemote for a failed join, run for a connection that leaves).
 func (rc *Remote) finish(joined bool) {
-	c := rc.c
-	r := c.room
 	rc.mu.Lock()
 	rc.done, rc.running = true, false
 	rest := rc.in
@@ -308,16 +300,7 @@ func (rc *Remote) finish(joined bool) {
 			m.handled()
 		}
 	}
-	if joined {
-		r.turn.Lock()
-		r.leave(c)
-		r.turn.Unlock()
-	}
-	c.mu.Lock()
-	why := c.why
-	c.mu.Unlock()
-	r.factory.stats.connectionEnded(why)
-	r.release(true)
+	rc.c.ended(joined)
 }
 
 // remoteSend is Send for a remote connection: straight to its Link.
@@ -370,7 +353,6 @@ func (r *Room) place(ctx context.Context) error {
 	if dead {
 		r.runRelease()
 	}
-	r.placementLost = pl.Lost // watched once the room's storage is open (watchPlacement)
 	return nil
 }
 
@@ -379,11 +361,11 @@ func (r *Room) place(ctx context.Context) error {
 // while its storage opened would be dropped before the handle existed, so
 // the handle would never be closed, and Release would run before it was.
 func (r *Room) watchPlacement() {
-	lost := r.placementLost
-	if lost == nil {
+	lost := r.lostCh
+	if lost == nil || r.watchingLost {
 		return
 	}
-	r.placementLost = nil
+	r.watchingLost = true
 	done := r.done
 	go func() {
 		select {

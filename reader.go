@@ -18,19 +18,9 @@ func (c *Connection) serve(joined bool) {
 		go c.serve(joined)
 		return
 	}
-	r := c.room
-	defer r.host.leave()
-	defer r.release(true)
+	defer c.room.host.leave()
 	c.finish()
-	if joined {
-		r.turn.Lock()
-		r.leave(c)
-		r.turn.Unlock()
-	}
-	c.mu.Lock()
-	why := c.why
-	c.mu.Unlock()
-	r.factory.stats.connectionEnded(why)
+	c.ended(joined)
 }
 
 // readLoop reads messages until the connection closes and hands them to the
@@ -74,18 +64,40 @@ func (c *Connection) readLoop() bool {
 			}
 			msg = TextBytes(data)
 		}
-		on := r.handlers.message
-		if on == nil {
-			continue
+		r.handleMessage(c, msg)
+	}
+}
+
+// handleMessage runs OnMessage for msg from c, in the room's turn, unless c
+// has left (a newer connection with the same id may have replaced it).
+func (r *Room) handleMessage(c *Connection, msg Message) {
+	on := r.handlers.message
+	if on == nil {
+		return
+	}
+	r.turn.Lock()
+	if !c.left {
+		if err := r.runHandler(handlerOnMessage, c, func() { on.OnMessage(msg, c) }); err != nil {
+			r.reportError(c, err)
 		}
+	}
+	r.turn.Unlock()
+}
+
+// ended takes a connection whose socket (or far node) is done out of the
+// room (OnClose, if it joined), counts it, and gives back its slot.
+func (c *Connection) ended(joined bool) {
+	r := c.room
+	if joined {
 		r.turn.Lock()
-		if !c.left { // a newer connection with the same id may have replaced c meanwhile
-			if err := r.runHandler(handlerOnMessage, c, func() { on.OnMessage(msg, c) }); err != nil {
-				r.reportError(c, err)
-			}
-		}
+		r.leave(c)
 		r.turn.Unlock()
 	}
+	c.mu.Lock()
+	why := c.why
+	c.mu.Unlock()
+	r.factory.stats.connectionEnded(why)
+	r.release(true)
 }
 
 // waitForBytes returns once the client has sent something for

@@ -47,7 +47,7 @@ type Room struct {
 	lostCh           <-chan struct{} // Placement.Lost
 	releasePlacement func()          // guarded by life
 	done             chan struct{}
-	placementLost    <-chan struct{} // the Placement's Lost, until watched (guarded by turn)
+	watchingLost     bool // lostCh is watched (guarded by turn)
 
 	// life guards the room's lifecycle: who uses it and whether it is dropped.
 	life      sync.Mutex
