@@ -67,7 +67,8 @@ type envelope struct {
 
 var errMalformed = errors.New("cluster: malformed node message")
 
-// encode appends e to buf, with room for the payload's n more bytes.
+// header returns e's kind and header fields, in a buffer with room for n
+// more bytes (its payload).
 func (e *envelope) header(n int) []byte {
 	buf := make([]byte, 0, 1+3*binary.MaxVarintLen64+len(e.party)+len(e.room)+len(e.from)+6+n)
 	buf = append(buf, byte(e.kind))

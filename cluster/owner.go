@@ -8,7 +8,9 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -364,9 +366,8 @@ func (n *Node) reply(m *nats.Msg, resp *http.Response, text string) {
 	}
 	if text != "" {
 		resp.Header = http.Header{"Content-Type": {"text/plain; charset=utf-8"}}
-		resp.Body = http.NoBody
 		resp.ContentLength = int64(len(text))
-		resp.Body = nopCloser{bytes.NewReader([]byte(text))}
+		resp.Body = io.NopCloser(strings.NewReader(text))
 	}
 	resp.ProtoMajor, resp.ProtoMinor = 1, 1
 	var buf bytes.Buffer
@@ -378,9 +379,3 @@ func (n *Node) reply(m *nats.Msg, resp *http.Response, text string) {
 		n.log.Warn("cluster: answering a forwarded request", "err", err)
 	}
 }
-
-type nopCloser struct{ *bytes.Reader }
-
-func (nopCloser) Close() error { return nil }
-
-func timer(d time.Duration) <-chan time.Time { return time.After(d) }

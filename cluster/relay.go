@@ -103,9 +103,14 @@ func (r *relay) lose() {
 		}
 		r.mu.Unlock()
 		for _, seq := range seqs {
-			r.n.publish(r.owner, r.envelope(kindLeave, seq, closeStatus(int(party.StatusServiceRestart), "room moved")))
+			r.left(seq, party.StatusServiceRestart, "room moved")
 		}
 	})
+}
+
+// left tells the owner that connection seq left, with code and reason.
+func (r *relay) left(seq uint64, code party.StatusCode, reason string) {
+	r.n.publish(r.owner, r.envelope(kindLeave, seq, closeStatus(int(code), reason)))
 }
 
 func (r *relay) envelope(k kind, seq uint64, payload []byte) *envelope {
@@ -142,7 +147,7 @@ func (r *relay) Admit(id string, req *http.Request) error {
 	case err = <-m.admitted:
 	case <-r.lost:
 		err = fmt.Errorf("cluster: the room's node %s is gone", r.owner)
-	case <-timer(r.n.joinTimeout):
+	case <-time.After(r.n.joinTimeout):
 		err = fmt.Errorf("cluster: node %s did not answer within %v", r.owner, r.n.joinTimeout)
 		r.lose() // an owner that does not answer: place the room anew
 	}
@@ -155,7 +160,7 @@ func (r *relay) Admit(id string, req *http.Request) error {
 	r.mu.Unlock()
 	if err != nil {
 		// Tell the owner in case it joined the client after all.
-		r.n.publish(r.owner, r.envelope(kindLeave, seq, closeStatus(int(party.StatusAbnormalClosure), "not admitted")))
+		r.left(seq, party.StatusAbnormalClosure, "not admitted")
 	}
 	return err
 }
@@ -177,7 +182,7 @@ func (r *relay) Abandon(id string) {
 	}
 	r.mu.Unlock()
 	if m != nil {
-		r.n.publish(r.owner, r.envelope(kindLeave, m.seq, closeStatus(int(party.StatusAbnormalClosure), "upgrade failed")))
+		r.left(m.seq, party.StatusAbnormalClosure, "upgrade failed")
 	}
 }
 
@@ -263,7 +268,7 @@ func (r *relay) OnClose(c *party.Connection) {
 		return
 	}
 	code, reason := c.CloseStatus()
-	r.n.publish(r.owner, r.envelope(kindLeave, m.seq, closeStatus(int(code), reason)))
+	r.left(m.seq, code, reason)
 }
 
 // OnRequest forwards an HTTP request to the owner, and writes its answer.
