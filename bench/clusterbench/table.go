@@ -5,7 +5,8 @@ import (
 	"io"
 	"math"
 	"slices"
-	"strings"
+
+	"party/bench/internal/table"
 )
 
 // printTable writes the Markdown report of results: medians per
@@ -188,19 +189,4 @@ func pairedRatio(a, b []result, get func(r result) float64) string {
 func us(v float64) string { return fmt.Sprintf("%.3f µs", v) }
 
 // group writes n with thousands separators.
-func group(n int64) string {
-	s := fmt.Sprint(n)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
+func group(n int64) string { return table.Group(n) }

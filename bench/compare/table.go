@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"party/bench/internal/table"
 )
 
 // A figure is one row of a scenario's table.
@@ -26,22 +28,7 @@ func plain(v float64) string { return fmt.Sprintf("%.2f", v) }
 func secs(v float64) string  { return fmt.Sprintf("%.1f s", v) }
 
 // group writes n with thousands separators.
-func group(n int64) string {
-	s := fmt.Sprint(n)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
+func group(n int64) string { return table.Group(n) }
 
 var (
 	fDeliveries  = figure{"deliveries/s ↑", +1, func(r result) float64 { return r.DeliveriesPerS }, count, nil}
