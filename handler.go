@@ -60,14 +60,14 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, key, err)
 		return
 	}
-	room, err := h.acquire(key, false)
+	room, startErr, err := h.lockRoom(key, false)
 	if err != nil {
 		h.refuse(w, r, key, err)
 		return
 	}
 	defer room.release(false)
-	if err := room.lock(); err != nil {
-		http.Error(w, "party: room failed to start: "+err.Error(), http.StatusInternalServerError)
+	if startErr != nil {
+		http.Error(w, "party: room failed to start: "+startErr.Error(), http.StatusInternalServerError)
 		return
 	}
 	defer room.unlock()
@@ -135,11 +135,10 @@ func (h *Host) serveWebSocket(w http.ResponseWriter, r *http.Request, key roomKe
 // Placement is lost), the room is placed anew, up to three times.
 func (h *Host) lockForUpgrade(key roomKey, id string, r *http.Request) (room *Room, startErr, err error) {
 	for attempt := 1; ; attempt++ {
-		room, err := h.acquire(key, true)
+		room, startErr, err := h.lockRoom(key, true)
 		if err != nil {
 			return nil, nil, err
 		}
-		startErr := room.lock()
 		if startErr != nil || room.relay == nil {
 			return room, startErr, nil
 		}
@@ -158,6 +157,28 @@ func (h *Host) lockForUpgrade(key roomKey, id string, r *http.Request) (room *Ro
 			err = &HTTPError{http.StatusServiceUnavailable, "joining the room on its node: " + err.Error()}
 		}
 		return nil, nil, err
+	}
+}
+
+// lockRoom returns the room of a request (an upgrade if conn), with a slot
+// reserved and, if startErr is nil, its turn held. A room whose Placement
+// was lost while it started (its OnStart failed because its storage refused
+// a fenced write, say) is not the request's to fail: it is dropped and the
+// room placed anew, up to 3 times, so that the client reaches the room where
+// it runs now instead of getting 1011 (or 500) for a move.
+func (h *Host) lockRoom(key roomKey, conn bool) (room *Room, startErr, err error) {
+	for attempt := 1; ; attempt++ {
+		room, err := h.acquire(key, conn)
+		if err != nil {
+			return nil, nil, err
+		}
+		startErr := room.lock()
+		if startErr != nil && room.isLost() && attempt < 3 {
+			room.release(conn)
+			room.lose()
+			continue
+		}
+		return room, startErr, nil
 	}
 }
 

@@ -44,7 +44,10 @@ type Placement struct {
 	// drops the room at once: its connections are closed with 1012
 	// (StatusServiceRestart, reason "room moved", so that clients
 	// reconnect), and none of its handlers runs again, OnClose included.
-	// The next request for the room builds a new one, placed anew.
+	// The next request for the room builds a new one, placed anew. If Lost
+	// closes while the room starts and its start then fails (OnStart's
+	// storage write refused, say), the request that started it does not
+	// fail for the move: the room is placed anew for it, up to 3 times.
 	Lost <-chan struct{}
 
 	// Release, if set, is called once, on a goroutine of its own, when the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -1075,6 +1076,91 @@ func TestPlacementLostWhileOpening(t *testing.T) {
 		return opens == 1 && closes == 1
 	})
 	shutdown(t, h)
+}
+
+// servingProbe is a loggedProbe that answers plain requests with "served".
+type servingProbe struct{ *probe }
+
+func (servingProbe) OnRequest(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "served") }
+
+// A room whose Placement is lost while OnStart runs, and whose OnStart then
+// fails (its storage refused a fenced write), is placed anew for the
+// request that started it, up to 3 times: the client reaches the room where
+// it runs now. Only a room lost 3 times over fails the request, as any
+// failed start does (1011 with the error, or 500).
+func TestPlacementLostWhileStarting(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		lostStarts int  // the first lostStarts starts are lost and fail
+		upgrade    bool // a WebSocket client, or a plain GET
+	}{
+		{"socket, lost once", 1, true},
+		{"socket, lost twice", 2, true},
+		{"socket, lost every time", 3, true},
+		{"request, lost once", 1, false},
+		{"request, lost every time", 3, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkLeaks(t)
+			log := &events{}
+			store := newCountingStorage()
+			placer := newLostPlacer(store)
+			var starts atomic.Int32
+			h := party.Handler(func(r *party.Room) party.Server {
+				p := loggedProbe(r, log)
+				p.start = func() error {
+					n := int(starts.Add(1))
+					if n > tc.lostStarts {
+						return nil
+					}
+					close(placer.placement(n - 1).lost)                      // the room moves while it starts...
+					return fmt.Errorf("storage: write fenced (start %d)", n) // ...and its write is refused
+				}
+				return servingProbe{p}
+			})
+			h.Placer, h.Storage = placer, store
+			ws, srv := serve(t, h)
+
+			lostEveryTime := tc.lostStarts >= 3
+			if tc.upgrade {
+				c := dialPlaced(t, ws+"/party/moving?_pk=a")
+				if lostEveryTime {
+					if ce := c.closed(); ce.Code != websocket.StatusInternalError || !strings.Contains(ce.Reason, "write fenced (start 3)") {
+						t.Errorf("closed with %v, want 1011 with the third start's error", ce)
+					}
+				} else {
+					c.expect("welcome a")
+					c.close()
+				}
+			} else {
+				body, status := get(t, srv.URL+"/party/moving")
+				if lostEveryTime {
+					if status != http.StatusInternalServerError || !strings.Contains(body, "write fenced (start 3)") {
+						t.Errorf("GET: %d %q, want 500 with the third start's error", status, body)
+					}
+				} else if status != http.StatusOK || body != "served" {
+					t.Errorf("GET: %d %q, want 200 served", status, body)
+				}
+			}
+			wantPlaced := min(tc.lostStarts+1, 3)
+			if n := placer.count("moving"); n != wantPlaced {
+				t.Fatalf("Place was called %d times, want %d", n, wantPlaced)
+			}
+			for i := range min(tc.lostStarts, 3) {
+				pl := placer.placement(i)
+				eventually(t, "the lost Placement's Release", func() bool { return pl.releases.Load() == 1 })
+			}
+			var want []string
+			if tc.upgrade && !lostEveryTime {
+				want = []string{"connect a", "close a 1000 "}
+			}
+			eventually(t, "the handlers to finish", func() bool { return len(log.list()) == len(want) })
+			if got := log.list(); !slices.Equal(got, want) {
+				t.Errorf("handlers ran: %q, want %q", got, want)
+			}
+			shutdown(t, h)
+		})
+	}
 }
 
 // ---- Placer errors ----------------------------------------------------------
