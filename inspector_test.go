@@ -156,9 +156,11 @@ func TestInspectorRoomsAndConnections(t *testing.T) {
 	bob, bobAddr := dialFrom(t, ws+"/parties/main/lobby?_pk=bob&tag=blue")
 	cy, _ := dialFrom(t, ws+"/parties/other/lobby?_pk=cy")
 	defer cy.close()
-	eventually(t, "state.json to show main/lobby with 2 connections", func() bool {
-		r := roomIn(t, base, "main", "lobby")
-		return r != nil && r.Connections == 2
+	// A client's socket opens before its connection is counted (the 101
+	// comes first, then the join, in the room's turn): wait for all three.
+	eventually(t, "state.json to show main/lobby with 2 connections and other/lobby with 1", func() bool {
+		r, o := roomIn(t, base, "main", "lobby"), roomIn(t, base, "other", "lobby")
+		return r != nil && r.Connections == 2 && o != nil && o.Connections == 1
 	})
 	var s inspectedState
 	getJSON(t, base+"state.json", &s)
