@@ -26,6 +26,12 @@ import (
 // SendQueueMessages and SendQueueBytes, still close a connection whose
 // queue would pass them.
 //
+// Across nodes (placement.go): a socket held by a relay room tells its
+// Relay when it is congested and when it is clear again, and the node where
+// the room runs marks the matching remote connection with
+// Remote.Congested, so that the room holds its members back there too; a
+// remote connection's own queue is its node's, and so is judging it slow.
+//
 // Slow clients are judged on their own: a connection that stays congested
 // for longer than Host.SlowClientTimeout (it reads, but slower than its
 // room's traffic, or not at all) is closed with 1008, reason "slow
@@ -76,17 +82,41 @@ func (f *flow) wait() {
 // hysteresis (over the high-water mark: congested; under half of it, or
 // closing: clear). The caller holds c.mu.
 func (c *Connection) updateFlowLocked() {
+	if c.remote != nil {
+		// Its queue is on its node, which says when it is congested
+		// (Remote.Congested); closing clears it here too.
+		if c.closing.Load() {
+			c.setCongestedLocked(false)
+		}
+		return
+	}
 	h := c.room.host
 	highMsgs, highBytes := h.sendQueueMessages()/4, h.sendQueueBytes()/4
 	switch {
 	case !c.congested && !c.closing.Load() && (c.pendingMsgs > highMsgs || c.pendingBytes > highBytes):
-		c.congested = true
+		c.setCongestedLocked(true)
+	case c.congested && (c.closing.Load() || c.pendingMsgs <= highMsgs/2 && c.pendingBytes <= highBytes/2):
+		c.setCongestedLocked(false)
+	}
+}
+
+// setCongestedLocked marks c congested or clear, counting it in its room's
+// flow, and tells the room's Relay, if it has one (so that the room where
+// it runs holds back too). The caller holds c.mu.
+func (c *Connection) setCongestedLocked(congested bool) {
+	if c.congested == congested {
+		return
+	}
+	c.congested = congested
+	if congested {
 		c.congestedSince.Store(time.Now().UnixNano())
 		c.room.flow.congest()
-	case c.congested && (c.closing.Load() || c.pendingMsgs <= highMsgs/2 && c.pendingBytes <= highBytes/2):
-		c.congested = false
+	} else {
 		c.congestedSince.Store(0)
 		c.room.flow.decongest()
+	}
+	if rl := c.room.relay; rl != nil {
+		rl.Congested(c, congested)
 	}
 }
 

@@ -73,6 +73,14 @@ type Relay interface {
 	// every member of the room where it runs, but those whose id is in
 	// without, as the room's own Broadcast would. It must not block.
 	Broadcast(msg Message, without []string)
+	// Congested is called when connection c, held here, goes over its
+	// high-water mark (congested true) or back under it, or closes (false);
+	// see Host.SendQueueMessages. The relay room already holds its own
+	// clients back; the Relay tells the room where it runs, whose members
+	// it holds back too (Remote.Congested there). It is called with c's
+	// lock held, possibly inside a call of c.Send: it must not block, nor
+	// call c's methods, nor wait for a lock held around c.Send.
+	Congested(c *Connection, congested bool)
 	// Abandon is called, in the turn, when the upgrade of connection id
 	// fails after Admit succeeded (the client went away during the
 	// handshake): the connection will not join here, and the room where it
@@ -225,6 +233,23 @@ func (rc *Remote) Receive(msg Message, handled func()) {
 	rc.in = append(rc.in, remoteMessage{msg, handled})
 	rc.startLocked()
 	rc.mu.Unlock()
+}
+
+// Congested says that the client's socket, on its node, is over its
+// high-water mark (congested true) or back under it (false); see
+// Host.SendQueueMessages and Relay.Congested. While it is congested, the
+// room reads no further message from any of its members, as for a
+// congested socket of this Host, so that TCP slows the senders to the pace
+// of the slow reader. Judging a slow reader (Host.SlowClientTimeout) is its
+// node's business, as are its queue's hard bounds. The connection's end
+// clears it. Because what carries Congested between nodes may lose a
+// message, the holding node should repeat it, and the caller clear it when
+// the repeats stop.
+func (rc *Remote) Congested(congested bool) {
+	c := rc.c
+	c.mu.Lock()
+	c.setCongestedLocked(congested && !c.closing.Load())
+	c.mu.Unlock()
 }
 
 // Leave says that the client's socket closed with code and reason (1006

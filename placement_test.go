@@ -136,6 +136,12 @@ func (f *fakeRelay) Admit(id string, r *http.Request) error {
 
 func (f *fakeRelay) Abandon(id string) { f.log.add("abandon " + id) }
 
+// Congested logs "congested ID true|false"; it is called under the
+// connection's lock, and neither blocks nor calls it.
+func (f *fakeRelay) Congested(c *party.Connection, congested bool) {
+	f.log.add(fmt.Sprintf("congested %s %v", c.ID(), congested))
+}
+
 func (f *fakeRelay) Broadcast(msg party.Message, without []string) {
 	f.log.add(fmt.Sprintf("relay broadcast %s without %v", msg.Bytes(), without))
 }
@@ -546,6 +552,126 @@ func TestRemoteReceive(t *testing.T) {
 	if log.has("r1 closed") || log.has("r2 closed") {
 		t.Errorf("the server closed a Link of a client that left: %q", log.list())
 	}
+}
+
+// A remote connection whose node says it is congested holds its room back
+// as a congested socket here does: no further message of any member is
+// handled, the room's own sockets' nor other remote connections', until it
+// is clear again, or until it leaves. Repeating Congested(true) counts
+// once.
+func TestRemoteCongested(t *testing.T) {
+	checkLeaks(t)
+	log := &events{}
+	h := party.Handler(func(r *party.Room) party.Server { return loggedProbe(r, log) })
+	ws, _ := serve(t, h)
+	node := newFakeNode("b", log)
+	join := func(id string) *party.Remote {
+		t.Helper()
+		rc, err := h.JoinRemote(context.Background(), party.DefaultParty, "held", id, remoteRequest("http://node-b.test/party/held?_pk="+id), node.link(id))
+		if err != nil {
+			t.Fatalf("JoinRemote(%s): %v", id, err)
+		}
+		return rc
+	}
+	local := dialPlaced(t, ws+"/party/held?_pk=local")
+	local.expect("welcome local")
+	slow, other := join("slow"), join("other")
+
+	// heldBack checks that what local and other send now waits (but the
+	// message local's read loop was already reading: a read loop waits
+	// after a message, see flow.go), then that it is handled once release
+	// has run.
+	heldBack := func(round string, release func()) {
+		t.Helper()
+		local.send(round + "-1")
+		eventually(t, round+": the message already being read", func() bool { return log.has("message local " + round + "-1") })
+		local.send(round + "-2")
+		other.Receive(party.Text(round), nil)
+		time.Sleep(150 * time.Millisecond)
+		for _, m := range []string{"message local " + round + "-2", "message other " + round} {
+			if log.has(m) {
+				t.Fatalf("%s: %q was handled while a member was congested", round, m)
+			}
+		}
+		release()
+		eventually(t, round+": the held messages to be handled", func() bool {
+			return log.has("message local "+round+"-2") && log.has("message other "+round)
+		})
+	}
+
+	slow.Congested(true)
+	slow.Congested(true) // said again, as a node repeats it: still one member congested
+	heldBack("clear", func() { slow.Congested(false) })
+
+	slow.Congested(true)
+	heldBack("leave", func() { slow.Leave(party.StatusGoingAway, "gone") })
+	slow.Congested(true) // after Leave: nothing to hold back
+	local.send("after")
+	eventually(t, "a message after the congested member left", func() bool { return log.has("message local after") })
+
+	other.Leave(party.StatusGoingAway, "")
+	local.close()
+	shutdown(t, h)
+}
+
+// A socket held by a relay room tells the Relay when it goes over its
+// high-water mark and when it is back under it, and again (clear) when it
+// closes congested.
+func TestRelayCongested(t *testing.T) {
+	checkLeaks(t)
+	log := &events{}
+	relay := newFakeRelay(log)
+	h := party.Handler(func(r *party.Room) party.Server { return loggedProbe(r, log) })
+	h.Placer = &fakePlacer{place: func(string, int) (party.Placement, error) { return party.Placement{Relay: relay}, nil }}
+	h.SendQueueMessages = 64 // congested past 16 queued
+	ws, _ := serve(t, h)
+	c := dialPlaced(t, ws+"/party/away?_pk=reader")
+	room := h.Room(party.DefaultParty, "away")
+	if room == nil {
+		t.Fatal("no relay room")
+	}
+	var held *party.Connection
+	for conn := range room.GetConnections() {
+		held = conn
+	}
+
+	// The client reads nothing: its socket's buffers fill, then its queue.
+	big := party.Binary(make([]byte, 64<<10))
+	congest := func() int {
+		t.Helper()
+		heard := countPrefix(log.list(), "congested reader true")
+		for i := 1; i <= 4000; i++ {
+			if err := held.Send(big); err != nil {
+				t.Fatalf("Send %d: %v", i, err)
+			}
+			if countPrefix(log.list(), "congested reader true") > heard {
+				return i
+			}
+			if i%16 == 0 {
+				time.Sleep(time.Millisecond) // let the writer fill the socket
+			}
+		}
+		t.Fatal("4000 messages of 64 KiB queued for a client that does not read, and the Relay never heard it congested")
+		return 0
+	}
+	sent := congest()
+	if log.has("congested reader false") {
+		t.Fatal("cleared before the client read")
+	}
+	for range sent {
+		c.read()
+	}
+	eventually(t, "the Relay to hear the reader clear", func() bool { return log.has("congested reader false") })
+
+	// Congested again, then closed: clear again.
+	before := len(log.list())
+	congest()
+	held.Close(party.StatusNormalClosure, "")
+	eventually(t, "the Relay to hear the closing reader clear", func() bool {
+		return slices.Contains(log.list()[before:], "congested reader false")
+	})
+	c.conn.CloseNow()
+	shutdown(t, h)
 }
 
 // JoinRemote refuses what it cannot join, without a trace in the Host:

@@ -79,6 +79,36 @@ func TestBadNodeMessages(t *testing.T) {
 			}
 		}
 	})
+	t.Run("congestion reports and credit queries that make no sense", func(t *testing.T) {
+		// Congestion of connections n1 does not know, and malformed
+		// reports (a count past the payload, a count short of it): dropped;
+		// the room is not held back.
+		for _, payload := range [][]byte{{1, 0xe7, 0x07}, {200, 1}, {1, 1, 2}, {0xff}} {
+			publish(nodes[0], envelope{kind: kindCongested, token: own.Token, party: "main", room: "x", from: "n2", payload: payload})
+		}
+		b.send("not held")
+		a.expect("not held")
+		if n := congestedAt(nodes[0], "x"); n != 0 {
+			t.Fatalf("n1 holds %d members congested", n)
+		}
+		// A credit query for a connection n1 does not know: closed with 1012.
+		publish(nodes[0], envelope{kind: kindCreditQuery, token: own.Token, party: "main", room: "x", from: "n2", seq: 998})
+		deadline := time.After(5 * time.Second)
+		for {
+			select {
+			case e := <-toN2:
+				if e.kind != kindClose || e.seq != 998 {
+					continue
+				}
+				if code, _, err := readCloseStatus(e.payload); err != nil || code != int(party.StatusServiceRestart) {
+					t.Fatalf("close for the unknown connection: %d, %v; want 1012", code, err)
+				}
+				return
+			case <-deadline:
+				t.Fatal("n1 did not answer the credit query for an unknown connection")
+			}
+		}
+	})
 	t.Run("message from a node that no longer owns the room", func(t *testing.T) {
 		for _, e := range []envelope{
 			{kind: kindBroadcastText, token: own.Token - 1, party: "main", room: "x", from: "n1", payload: broadcastPayload(nil, nil)},

@@ -163,7 +163,11 @@
 // the room one at a time in that order. At most 256 messages of one
 // connection are in flight: the holding node then waits for the owner's
 // credit before reading on, so a flood is slowed at its TCP socket rather
-// than queued on the owner.
+// than queued on the owner. Credit is a running count of the connection's
+// messages handled, so a lost credit is made up for by the next; a node
+// that has waited a second for one asks the owner for its count. A sender
+// waits as long as the owner's room holds it back (a slow handler, a slow
+// reader), as it would on one node; it is not closed for it.
 //
 // Fan-out at the edge. The owner's Broadcast sends one NATS message per
 // node that holds members of the room, with the exclusion list; that node
@@ -241,15 +245,19 @@
 // A client's message crosses between nodes as one NATS message: Join lowers
 // a default Host.ReadLimit to the server's max_payload less 4 KiB.
 //
-// Back-pressure crosses nodes one way. When the owner's room holds its
-// readers back (a member on the owner over its high-water mark; see
+// Back-pressure crosses nodes both ways. When the owner's room holds its
+// readers back (a member over its high-water mark; see
 // party.Host.SendQueueMessages), it stops handling relayed messages too, its
 // credit stops, and the nodes holding the senders stop reading them: a flood
-// is slowed at the flooder's socket, wherever it is. But a slow reader held
-// by another node does not hold the owner's room back: its node keeps its
-// queue and closes it as a slow consumer (after SlowClientTimeout, or at the
-// queue's hard bounds), while the room goes on at the others' pace, as the
-// room would after SlowClientTimeout on one node.
+// is slowed at the flooder's socket, wherever it is. A member held by
+// another node counts too: while a socket over its high-water mark is held
+// by a relay, its node tells the owner which of its clients are congested,
+// at once and every 250 ms while any is, and the owner holds its room back
+// as for a member of its own (party.Remote.Congested); a report that stops
+// coming is taken as clear after a second, since NATS may lose the one that
+// clears. The slow reader's own node judges it (its Host's
+// SlowClientTimeout) and closes it, and the room goes on at the others'
+// pace, as on one node.
 //
 // Reads from a Store are not fenced (see above).
 package cluster

@@ -35,17 +35,21 @@ const (
 	kindBroadcastText   // payload: uvarint count, that many ids (uvarint length, bytes), the message
 	kindBroadcastBinary // as kindBroadcastText
 	kindClose           // payload: closeStatus
-	kindCredit          // payload: uvarint count of messages handled
+	kindCredit          // payload: uvarint count of the connection's messages handled so far
 	kindGone            // the room is no longer run by its sender (seq 0)
 
 	// From any node to the room's owner.
 	kindBroadcast // payload: a byte (1: binary), then as kindBroadcastText; the owner broadcasts it
 
-	lastKind = kindBroadcast
+	// From the node holding clients to the room's owner.
+	kindCongested   // payload: uvarint count, that many connection seqs: those congested now (none: all clear)
+	kindCreditQuery // how many of the connection's messages are handled? (answered with kindCredit)
+
+	lastKind = kindCreditQuery
 )
 
 var kindNames = [...]string{"", "join", "text", "binary", "leave", "fetch", "joined", "refused", "send-text", "send-binary",
-	"broadcast-text", "broadcast-binary", "close", "credit", "gone", "broadcast"}
+	"broadcast-text", "broadcast-binary", "close", "credit", "gone", "broadcast", "congested", "credit-query"}
 
 func (k kind) String() string {
 	if int(k) < len(kindNames) && k != 0 {

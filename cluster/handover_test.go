@@ -180,36 +180,76 @@ func TestBackgroundBroadcast(t *testing.T) {
 	b.expectNone(200 * time.Millisecond) // not "from n3": b was excluded
 }
 
-// TestNoCreditCloses: a room's node that stops answering (its handler
-// stuck) while a client held elsewhere floods it: once the relay's window is
-// full and no credit comes for JoinTimeout, the client is closed with 1012
-// (it reconnects) rather than wait for ever.
-func TestNoCreditCloses(t *testing.T) {
-	ns := startServer(t, "")
-	release := make(chan struct{})
-	defer close(release)
-	nodes := startNodesConfig(t, 2, Config{TTL: 2 * time.Second, JoinTimeout: 500 * time.Millisecond},
-		func(string) func(*party.Room) party.Server {
-			return func(r *party.Room) party.Server {
-				return &stuckServer{release: release}
+// TestCreditLostOrLate: a client held by n2 sends 1,000 messages back to
+// back into a room on n1, whose reader must get them all, in order, the
+// sender never closed:
+//   - "lost": n1 loses its first 4 credits (as NATS may lose messages), a
+//     whole window: n2's relay asks n1 for its count after a second
+//     without credit, and goes on;
+//   - "late": the room's handler holds the first message for 3 s, far
+//     longer than JoinTimeout: the sender waits, as it would on one node.
+func TestCreditLostOrLate(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		dropCredits int64
+		hold        time.Duration
+	}{
+		{"lost", 4, 0},
+		{"late", 0, 3 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := startServer(t, "")
+			gate := make(chan struct{})
+			if tc.hold == 0 {
+				close(gate)
+			} else {
+				time.AfterFunc(tc.hold, func() { close(gate) })
 			}
-		}, func() *nats.Conn {
-			nc, _ := connect(t, ns)
-			return nc
+			nodes := startNodesConfig(t, 2, Config{TTL: 2 * time.Second, JoinTimeout: 500 * time.Millisecond},
+				func(string) func(*party.Room) party.Server {
+					return func(r *party.Room) party.Server { return &gatedChat{room: r, gate: gate} }
+				}, func() *nats.Conn {
+					nc, _ := connect(t, ns)
+					return nc
+				})
+			nodes[0].node.dropCredits.Store(tc.dropCredits)
+			reader := dial(t, nodes[0], "x", "reader") // n1 runs x
+			sender := dial(t, nodes[1], "x", "sender")
+			const n = 1000
+			go func() {
+				for i := range n {
+					if sender.conn.Write(context.Background(), 1, []byte(strconv.Itoa(i))) != nil {
+						return
+					}
+				}
+			}()
+			for i := range n {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				_, data, err := reader.conn.Read(ctx)
+				cancel()
+				if err != nil {
+					t.Fatalf("message %d: %v", i, err)
+				}
+				if string(data) != strconv.Itoa(i) {
+					t.Fatalf("message %d: got %q", i, data)
+				}
+			}
+			if left := nodes[0].node.dropCredits.Load(); left > 0 {
+				t.Errorf("%d of the credits to lose were never sent", left)
+			}
+			reader.send("still there?") // the sender was never closed
+			sender.expect("still there?")
 		})
-	dial(t, nodes[0], "x", "a") // n1 runs x
-	b := dial(t, nodes[1], "x", "b")
-	go func() {
-		for i := 0; ; i++ {
-			if b.conn.Write(context.Background(), 1, []byte(strconv.Itoa(i))) != nil {
-				return
-			}
-		}
-	}()
-	b.expectClose(party.StatusServiceRestart)
+	}
 }
 
-// stuckServer's OnMessage waits for release.
-type stuckServer struct{ release chan struct{} }
+// gatedChat broadcasts each message to the others once gate is closed.
+type gatedChat struct {
+	room *party.Room
+	gate chan struct{}
+}
 
-func (s *stuckServer) OnMessage(party.Message, *party.Connection) { <-s.release }
+func (s *gatedChat) OnMessage(m party.Message, c *party.Connection) {
+	<-s.gate
+	s.room.Broadcast(m, c.ID())
+}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -77,6 +78,8 @@ type Node struct {
 	bg        sync.WaitGroup // background work (resumeAlarms)
 	stop      chan struct{}
 	done      chan struct{}
+
+	dropCredits atomic.Int64 // tests: how many credits to lose, as NATS may
 
 	mu           sync.Mutex
 	seen         map[string]time.Time // last heartbeat of each other node
@@ -481,7 +484,7 @@ func (n *Node) receive(m *nats.Msg) {
 		return
 	}
 	switch e.kind {
-	case kindJoin, kindText, kindBinary, kindLeave, kindFetch, kindBroadcast:
+	case kindJoin, kindText, kindBinary, kindLeave, kindFetch, kindBroadcast, kindCongested, kindCreditQuery:
 		n.toOwner(e, m)
 	default:
 		n.toRelay(e)

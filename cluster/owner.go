@@ -87,10 +87,15 @@ func (o *owned) fanout(node string) *fanout {
 	return f
 }
 
-// fanout implements party.Fanout: a room's broadcasts to one node.
+// fanout implements party.Fanout: a room's broadcasts to one node. It
+// also keeps which of the node's clients it last said are congested.
 type fanout struct {
 	o    *owned
 	node string
+
+	congMu    sync.Mutex
+	congested map[uint64]bool // by seq: marked congested here
+	expiry    *time.Timer     // clears them if no report comes
 }
 
 func (f *fanout) Broadcast(msg party.Message, without []string) {
@@ -103,10 +108,11 @@ func (f *fanout) Broadcast(msg party.Message, without []string) {
 
 // remote is a connection held by another node, joined to a room run here.
 type remote struct {
-	ref     roomRef
-	rc      *party.Remote   // nil until JoinRemote returns; under the Node's mu
-	early   []party.Message // what the client sent before that, in order; under the Node's mu
-	handled atomic.Int64    // messages handled since the last credit
+	ref      roomRef
+	rc       *party.Remote   // nil until JoinRemote returns; under the Node's mu
+	early    []party.Message // what the client sent before that, in order; under the Node's mu
+	handled  atomic.Uint64   // messages handled so far
+	credited atomic.Uint64   // the count in the last credit sent
 }
 
 // link implements party.Link for one remote connection.
@@ -157,7 +163,86 @@ func (n *Node) toOwner(e envelope, m *nats.Msg) {
 		n.fromClient(e)
 	case kindBroadcast:
 		n.broadcastHere(e)
+	case kindCongested:
+		n.congestion(o, e)
+	case kindCreditQuery:
+		n.answerCredit(e)
 	}
+}
+
+// congestion applies a holding node's report of its congested clients.
+func (n *Node) congestion(o *owned, e envelope) {
+	rd := reader{e.payload, nil}
+	count := rd.uvarint()
+	if count > uint64(len(e.payload)) {
+		rd.err = errMalformed
+	}
+	now := make(map[uint64]bool)
+	for i := uint64(0); i < count && rd.err == nil; i++ {
+		now[rd.uvarint()] = true
+	}
+	if rd.err != nil || len(rd.b) != 0 {
+		n.log.Warn("cluster: dropped a malformed congestion report", "from", e.from, "party", e.party, "room", e.room)
+		return
+	}
+	o.fanout(e.from).setCongested(now)
+}
+
+// setCongested marks the node's clients in now congested, and those it no
+// longer lists clear; with any congested, it clears them all unless a
+// report comes within congestionExpiry.
+func (f *fanout) setCongested(now map[uint64]bool) {
+	f.congMu.Lock()
+	defer f.congMu.Unlock()
+	f.setCongestedLocked(now)
+}
+
+func (f *fanout) setCongestedLocked(now map[uint64]bool) {
+	for seq := range f.congested {
+		if !now[seq] {
+			f.o.n.remoteCongested(f.node, f.o.ref, seq, false)
+		}
+	}
+	marked := make(map[uint64]bool, len(now))
+	for seq := range now {
+		// One still joining is left out, to be marked at the next report.
+		if f.congested[seq] || f.o.n.remoteCongested(f.node, f.o.ref, seq, true) {
+			marked[seq] = true
+		}
+	}
+	f.congested = marked
+	if f.expiry != nil {
+		f.expiry.Stop()
+		f.expiry = nil
+	}
+	if len(marked) > 0 {
+		var t *time.Timer
+		t = time.AfterFunc(congestionExpiry, func() {
+			f.congMu.Lock()
+			defer f.congMu.Unlock()
+			if f.expiry == t {
+				f.o.n.log.Warn("cluster: no congestion report from a node; its clients are taken as clear", "node", f.node, "party", f.o.ref.party, "room", f.o.ref.room)
+				f.setCongestedLocked(nil)
+			}
+		})
+		f.expiry = t
+	}
+}
+
+// remoteCongested marks connection seq of node, in room ref, congested or
+// clear; it reports whether the connection is joined here.
+func (n *Node) remoteCongested(node string, ref roomRef, seq uint64, congested bool) bool {
+	n.mu.Lock()
+	var rc *party.Remote
+	if rem := n.remotes[connRef{node, seq}]; rem != nil && rem.ref == ref {
+		rc = rem.rc
+	}
+	n.mu.Unlock()
+	if rc == nil {
+		return false
+	}
+	rc.Congested(congested)
+	return true
 }
 
 // broadcastHere broadcasts, in the room run here, what another node asked
@@ -192,7 +277,7 @@ func (n *Node) stale(e envelope, m *nats.Msg) {
 	switch e.kind {
 	case kindJoin:
 		n.publish(e.from, status(http.StatusServiceUnavailable, "room moved: try again"))
-	case kindText, kindBinary:
+	case kindText, kindBinary, kindCreditQuery:
 		n.publish(e.from, status(int(party.StatusServiceRestart), "room moved"))
 	case kindFetch:
 		n.reply(m, &http.Response{StatusCode: http.StatusServiceUnavailable, Body: http.NoBody}, "room moved: try again")
@@ -305,11 +390,7 @@ func (n *Node) fromClient(e envelope) {
 	n.mu.Unlock()
 	if rem == nil || rem.ref != (roomRef{e.party, e.room}) {
 		if e.kind != kindLeave {
-			// A frame for a connection unknown here (it left, or its node
-			// was declared gone): its node closes it, and it reconnects.
-			n.log.Warn("cluster: message for an unknown connection", "from", e.from, "party", e.party, "room", e.room, "seq", e.seq)
-			n.publish(e.from, &envelope{kind: kindClose, token: e.token, party: e.party, room: e.room, from: n.name, seq: e.seq,
-				payload: closeStatus(int(party.StatusServiceRestart), "connection unknown to the room's node")})
+			n.unknownConnection(e)
 		}
 		return
 	}
@@ -329,17 +410,49 @@ func (n *Node) fromClient(e envelope) {
 	rc.Receive(message(e.kind == kindBinary, e.payload), n.credit(rem, e))
 }
 
+// unknownConnection answers a frame for a connection unknown here (it
+// left, or its node was declared gone): its node closes it, and it
+// reconnects.
+func (n *Node) unknownConnection(e envelope) {
+	n.log.Warn("cluster: message for an unknown connection", "from", e.from, "kind", e.kind, "party", e.party, "room", e.room, "seq", e.seq)
+	n.publish(e.from, &envelope{kind: kindClose, token: e.token, party: e.party, room: e.room, from: n.name, seq: e.seq,
+		payload: closeStatus(int(party.StatusServiceRestart), "connection unknown to the room's node")})
+}
+
 // credit returns the callback of a message of rem, which e carried: every
-// relayWindow/4 messages handled, it gives the holding node that much
-// credit back.
+// relayWindow/4 messages handled, it tells the holding node how many of
+// the connection's messages are handled so far (a running total, so that a
+// lost credit is made up for by the next).
 func (n *Node) credit(rem *remote, e envelope) func() {
 	return func() {
-		if rem.handled.Add(1) >= relayWindow/4 {
-			k := rem.handled.Swap(0)
-			n.publish(e.from, &envelope{kind: kindCredit, token: e.token, party: e.party, room: e.room, from: n.name, seq: e.seq,
-				payload: binary.AppendUvarint(nil, uint64(k))})
+		if total := rem.handled.Add(1); total-rem.credited.Load() >= relayWindow/4 {
+			rem.credited.Store(total)
+			n.sendCredit(e, total)
 		}
 	}
+}
+
+// sendCredit tells the node that sent e that total of its connection's
+// messages are handled.
+func (n *Node) sendCredit(e envelope, total uint64) {
+	if n.dropCredits.Load() > 0 && n.dropCredits.Add(-1) >= 0 {
+		return // a test loses it
+	}
+	n.publish(e.from, &envelope{kind: kindCredit, token: e.token, party: e.party, room: e.room, from: n.name, seq: e.seq,
+		payload: binary.AppendUvarint(nil, total)})
+}
+
+// answerCredit answers a holding node that waits for credit with the
+// count of its connection's messages handled so far.
+func (n *Node) answerCredit(e envelope) {
+	n.mu.Lock()
+	rem := n.remotes[connRef{e.from, e.seq}]
+	n.mu.Unlock()
+	if rem == nil || rem.ref != (roomRef{e.party, e.room}) {
+		n.unknownConnection(e)
+		return
+	}
+	n.sendCredit(e, rem.handled.Load())
 }
 
 // fetch answers an HTTP request forwarded by another node.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -28,6 +29,23 @@ import (
 // owner's queue for a connection stays under it.
 const relayWindow = 256
 
+// Congestion crosses nodes as state, not as events: while any client a
+// relay holds is congested (over its high-water mark, see
+// party.Host.SendQueueMessages), the relay tells the owner which ones, at
+// once on each change and again every congestionRepeat; the owner marks
+// them congested (party.Remote.Congested), so that its room holds its
+// senders back, and clears them when a report leaves them out, or when no
+// report came for congestionExpiry (NATS may lose the one that clears).
+const (
+	congestionRepeat = 250 * time.Millisecond
+	congestionExpiry = 4 * congestionRepeat
+)
+
+// creditQueryInterval is how long a relay waits for credit before it asks
+// the owner for its count: NATS delivers at most once, so a credit may be
+// lost, and credit is a running total, so any later one makes up for it.
+const creditQueryInterval = time.Second
+
 // relay is the Server of a room run by owner, for the clients held here.
 type relay struct {
 	n       *Node
@@ -44,19 +62,29 @@ type relay struct {
 	admitting *member // between Admit and OnConnect, both in the relay room's turn
 
 	maxInflight int // the most messages of one connection ever in flight (tests check the bound)
+
+	// Congestion (Congested, reportCongestion). congMu is a leaf, taken
+	// under the connections' locks; reportMu keeps reports in order.
+	congMu    sync.Mutex
+	congested map[*party.Connection]bool
+	reporting bool          // a reportCongestion runs
+	congWake  chan struct{} // wakes it at a change
+	reportMu  sync.Mutex
 }
 
 // member is one client held here, as the owner knows it.
 type member struct {
-	seq      uint64
-	id       string
-	conn     *party.Connection // nil until OnConnect
-	joined   bool              // the owner's joined message arrived
-	pending  []party.Message   // sent by the owner before conn was set
-	closing  *[2]any           // a close from the owner before conn was set: code, reason
-	admitted chan error        // Admit's answer: nil once joined, or why not
-	inflight int               // forwarded, not yet credited
-	credit   chan struct{}     // signalled when credit arrives
+	seq       uint64
+	id        string
+	conn      *party.Connection // nil until OnConnect
+	joined    bool              // the owner's joined message arrived
+	pending   []party.Message   // sent by the owner before conn was set
+	closing   *[2]any           // a close from the owner before conn was set: code, reason
+	admitted  chan error        // Admit's answer: nil once joined, or why not
+	forwarded uint64            // messages forwarded to the owner
+	handled   uint64            // of those, the most the owner said it handled (its credit)
+	closed    bool              // the owner closed it
+	credit    chan struct{}     // signalled when credit arrives, or the owner closes it
 }
 
 func (n *Node) newRelay(ref roomRef, own Owner) *relay {
@@ -65,6 +93,9 @@ func (n *Node) newRelay(ref roomRef, own Owner) *relay {
 		lost:    make(chan struct{}),
 		members: make(map[uint64]*member),
 		byConn:  make(map[*party.Connection]*member),
+
+		congested: make(map[*party.Connection]bool),
+		congWake:  make(chan struct{}, 1),
 	}
 	r.release = func() {
 		n.mu.Lock()
@@ -217,9 +248,9 @@ func (r *relay) OnMessage(msg party.Message, c *party.Connection) {
 		r.mu.Unlock()
 		return
 	}
-	m.inflight++
-	r.maxInflight = max(r.maxInflight, m.inflight)
-	wait := m.inflight > relayWindow
+	m.forwarded++
+	r.maxInflight = max(r.maxInflight, m.inflight())
+	wait := m.inflight() > relayWindow
 	r.mu.Unlock()
 	k := kindText
 	if msg.IsBinary() {
@@ -234,25 +265,105 @@ func (r *relay) OnMessage(msg party.Message, c *party.Connection) {
 	if !wait {
 		return
 	}
-	// No credit for JoinTimeout (the owner is stuck, or a credit was lost:
-	// NATS delivers at most once): the client reconnects rather than wait
-	// for ever.
-	stuck := time.NewTimer(r.n.joinTimeout)
-	defer stuck.Stop()
+	// Wait as long as the owner's room holds the client back, as a room
+	// holds its senders on one node: a slow reader, or a slow handler. A
+	// credit that may have been lost is asked for again; an owner that is
+	// gone loses the relay; one that forgot the client closes it.
+	ask := time.NewTicker(creditQueryInterval)
+	defer ask.Stop()
 	for wait {
 		select {
 		case <-m.credit:
 		case <-r.lost:
 			return
-		case <-stuck.C:
-			r.n.log.Warn("cluster: no credit from the room's node", "owner", r.owner, "party", r.ref.party, "room", r.ref.room, "connection", c.ID())
-			c.Close(party.StatusServiceRestart, "the room's node stopped answering")
+		case <-r.n.stop:
 			return
+		case <-ask.C:
+			r.n.publish(r.owner, r.envelope(kindCreditQuery, m.seq, nil))
 		}
 		r.mu.Lock()
-		wait = m.inflight > relayWindow && r.byConn[c] == m
+		wait = m.inflight() > relayWindow && !m.closed && r.byConn[c] == m
 		r.mu.Unlock()
 	}
+}
+
+// inflight is how many of the member's messages the owner has not yet
+// handled, as far as its credit tells. The caller holds the relay's mu.
+func (m *member) inflight() int { return int(m.forwarded - min(m.handled, m.forwarded)) }
+
+// Congested implements party.Relay: client c is congested, or clear again.
+// It is called under c's lock, often inside member.send under r.mu, so it
+// takes only congMu, and leaves telling the owner to reportCongestion.
+func (r *relay) Congested(c *party.Connection, congested bool) {
+	r.congMu.Lock()
+	if congested {
+		r.congested[c] = true
+	} else {
+		delete(r.congested, c)
+	}
+	start := !r.reporting && congested
+	r.reporting = r.reporting || congested
+	r.congMu.Unlock()
+	if start {
+		go r.reportCongestion()
+		return
+	}
+	select {
+	case r.congWake <- struct{}{}:
+	default:
+	}
+}
+
+// reportCongestion tells the owner which clients are congested, at each
+// change and every congestionRepeat, until none is (that too is said) or
+// the relay is lost.
+func (r *relay) reportCongestion() {
+	t := time.NewTicker(congestionRepeat)
+	defer t.Stop()
+	for {
+		if !r.reportOnce() {
+			return
+		}
+		select {
+		case <-r.congWake:
+		case <-t.C:
+		case <-r.lost:
+			r.congMu.Lock()
+			r.reporting = false
+			r.congMu.Unlock()
+			return
+		}
+	}
+}
+
+// reportOnce sends one report; it returns false, and ends the reporting,
+// once it said that none is congested.
+func (r *relay) reportOnce() bool {
+	r.reportMu.Lock() // a reporter that ends and one that starts send in order
+	defer r.reportMu.Unlock()
+	r.congMu.Lock()
+	conns := make([]*party.Connection, 0, len(r.congested))
+	for c := range r.congested {
+		conns = append(conns, c)
+	}
+	if len(conns) == 0 {
+		r.reporting = false
+	}
+	r.congMu.Unlock()
+	seqs := make([]uint64, 0, len(conns))
+	r.mu.Lock()
+	for _, c := range conns {
+		if m := r.byConn[c]; m != nil {
+			seqs = append(seqs, m.seq)
+		}
+	}
+	r.mu.Unlock()
+	payload := binary.AppendUvarint(nil, uint64(len(seqs)))
+	for _, seq := range seqs {
+		payload = binary.AppendUvarint(payload, seq)
+	}
+	r.n.publish(r.owner, r.envelope(kindCongested, 0, payload))
+	return len(conns) > 0
 }
 
 // OnClose tells the owner that the client left.
@@ -367,18 +478,28 @@ func (r *relay) deliver(e envelope) error {
 		} else {
 			m.closing = &[2]any{party.StatusCode(code), reason}
 		}
+		m.closed = true
+		m.wake()
 	case kindCredit:
 		rd := reader{e.payload, nil}
-		m.inflight -= int(rd.uvarint())
-		select {
-		case m.credit <- struct{}{}:
-		default:
+		handled := rd.uvarint()
+		if rd.err != nil {
+			return rd.err
 		}
-		return rd.err
+		m.handled = max(m.handled, handled) // credits may arrive late, or twice
+		m.wake()
 	default:
 		return fmt.Errorf("%w: %s to a relay", errMalformed, e.kind)
 	}
 	return nil
+}
+
+// wake wakes OnMessage if it waits for credit.
+func (m *member) wake() {
+	select {
+	case m.credit <- struct{}{}:
+	default:
+	}
 }
 
 // answer gives Admit the owner's answer; a second one is dropped.
