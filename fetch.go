@@ -2,9 +2,13 @@ package party
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // Fetch sends req to room id of the named party, in that room's turn,
@@ -19,14 +23,57 @@ func (h *Host) Fetch(party, id string, req *http.Request) (*http.Response, error
 }
 
 // Fetch is [Host.Fetch] for use inside a handler of r, with the cycle
-// detection of [Room.Call].
+// detection of [Room.Call]. With a Host.Placer, the cycle is found across
+// nodes too: a request to a room on another node carries the rooms waiting
+// for it (in the Party-Call-Chain header), and the node of a room already
+// among them refuses it with ErrDeadlock, which a Relay answers as 508 Loop
+// Detected (the response Fetch then returns).
 func (r *Room) Fetch(party, id string, req *http.Request) (*http.Response, error) {
 	return r.host.fetch(r, roomKey{party, id}, req)
 }
 
+// callChainHeader carries, on a Fetch from one room's handler to a room on
+// another node, the rooms waiting for the answer: "party/id" entries, each
+// part path-escaped, separated by spaces. Host.Fetch refuses a request to a
+// room already in it; ServeHTTP removes it from what clients send.
+const callChainHeader = "Party-Call-Chain"
+
 func (h *Host) fetch(from *Room, key roomKey, req *http.Request) (*http.Response, error) {
+	// The rooms the target's answer is awaited by: from and those waiting
+	// for from; or, from another node, those the request names.
+	var chain string
+	if from == nil {
+		chain = req.Header.Get(callChainHeader)
+		if chainHas(chain, key) {
+			return nil, fmt.Errorf("%w (%s/%s is called by a room on another node that waits for it)", ErrDeadlock, key.party, key.id)
+		}
+	} else {
+		chain = strings.TrimSpace(from.callChain + " " + chainEntry(from.key))
+	}
 	w := &responseRecorder{header: make(http.Header)}
+	// To another node, the chain goes with the request.
+	forward := func(r *Room) {
+		req = req.Clone(req.Context())
+		if chain != "" {
+			req.Header.Set(callChainHeader, chain)
+		} else {
+			req.Header.Del(callChainHeader)
+		}
+		r.serveRequest(w, req)
+	}
+	if r := h.placedRelay(key); r != nil {
+		defer r.release(false)
+		forward(r) // without the turn: see Relay
+		return w.response(req), nil
+	}
 	err := h.inTurn(req.Context(), from, key, func(r *Room) error {
+		if r.relay != nil { // placed just now
+			forward(r)
+			return nil
+		}
+		outer := r.callChain
+		r.callChain = chain
+		defer func() { r.callChain = outer }()
 		r.serveRequest(w, req)
 		return nil
 	})
@@ -34,6 +81,16 @@ func (h *Host) fetch(from *Room, key roomKey, req *http.Request) (*http.Response
 		return nil, err
 	}
 	return w.response(req), nil
+}
+
+func chainEntry(k roomKey) string { return url.PathEscape(k.party) + "/" + url.PathEscape(k.id) }
+
+// chainHas reports whether the call chain names room k.
+func chainHas(chain string, k roomKey) bool {
+	if chain == "" {
+		return false
+	}
+	return slices.Contains(strings.Fields(chain), chainEntry(k))
 }
 
 // responseRecorder is the http.ResponseWriter of a Fetch: it keeps the

@@ -60,6 +60,12 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, key, err)
 		return
 	}
+	r.Header.Del(callChainHeader) // only a Fetch between rooms sets it
+	if room := h.placedRelay(key); room != nil {
+		defer room.release(false)
+		room.serveRequest(w, r) // without the turn: see Relay
+		return
+	}
 	room, startErr, err := h.lockRoom(key, false)
 	if err != nil {
 		h.refuse(w, r, key, err)

@@ -58,7 +58,15 @@ type Placement struct {
 // Relay is the Server of a room that runs on another node. Besides Admit,
 // it implements the handlers it needs (OnMessage and OnClose to forward
 // what the clients held here say and when they leave, OnRequest to forward
-// HTTP requests), which the room calls as it calls any Server's.
+// HTTP requests), which the room calls as it calls any Server's, with one
+// exception: once the room is placed, OnRequest is called outside the
+// room's turn, possibly concurrently with itself and the other handlers.
+// Holding the turn while the other node answers would stall the clients
+// held here for that long, and a cycle of Fetches between nodes would wait
+// on it instead of being found. A Fetch from a room's handler carries the
+// rooms waiting for it in the Party-Call-Chain header, which OnRequest
+// must forward, and the other node's Host.Fetch refuses with ErrDeadlock
+// (which OnRequest should answer as 508 Loop Detected).
 type Relay interface {
 	Server
 	// Admit joins connection id, whose upgrade request is r, to the room
@@ -115,6 +123,27 @@ type Fanout interface {
 	// Broadcast delivers msg to every member of the room held by the node,
 	// but those whose id is in without.
 	Broadcast(msg Message, without []string)
+}
+
+// placedRelay returns key's room, with a reference taken, if it is already
+// placed elsewhere (a relay room), else nil: plain requests to a relay room
+// go to its Relay's OnRequest without its turn (see Relay).
+func (h *Host) placedRelay(key roomKey) *Room {
+	if h.Placer == nil {
+		return nil
+	}
+	if v, ok := h.rooms.Load(key); !ok || !v.(*Room).relayed.Load() {
+		return nil
+	}
+	room, err := h.acquire(key, false)
+	if err != nil {
+		return nil
+	}
+	if !room.relayed.Load() || room.isLost() {
+		room.release(false)
+		return nil
+	}
+	return room
 }
 
 // ErrElsewhere is returned by JoinRemote for a room that this node does not

@@ -1442,3 +1442,167 @@ func TestShutdownEndsPlace(t *testing.T) {
 		t.Fatalf("the client waiting for the room: %v, want a close with 1011", err)
 	}
 }
+
+// ---- Fetch across nodes -----------------------------------------------------
+
+// crossRelay is the Relay of room on another Host of the test: it answers
+// plain requests with that Host's Fetch, an ErrDeadlock as 508 Loop
+// Detected, as the cluster's relay does. It takes no sockets.
+type crossRelay struct {
+	to   **party.Host
+	room string
+}
+
+func (x crossRelay) Admit(string, *http.Request) error { return errors.New("no sockets here") }
+func (x crossRelay) Abandon(string)                    {}
+func (x crossRelay) Broadcast(party.Message, []string) {}
+func (x crossRelay) Congested(*party.Connection, bool) {}
+func (x crossRelay) OnRequest(w http.ResponseWriter, r *http.Request) {
+	resp, err := (*x.to).Fetch(party.DefaultParty, x.room, r)
+	switch {
+	case errors.Is(err, party.ErrDeadlock):
+		http.Error(w, err.Error(), http.StatusLoopDetected)
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusGatewayTimeout)
+	default:
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	}
+}
+
+// fetcher answers a request to /NAME/call by fetching room next, and says
+// what it got; any other path, with "NAME here".
+type fetcher struct {
+	room *party.Room
+	next string
+}
+
+func (f fetcher) OnRequest(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasSuffix(r.URL.Path, "/call") {
+		io.WriteString(w, f.room.ID()+" here")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req := httptest.NewRequestWithContext(ctx, http.MethodGet, "http://rooms.test/party/"+f.next+"/call", nil)
+	resp, err := f.room.Fetch(party.DefaultParty, f.next, req)
+	if err != nil {
+		fmt.Fprintf(w, "%s: %v", f.room.ID(), err)
+		return
+	}
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Fprintf(w, "%s got %d (%s)", f.room.ID(), resp.StatusCode, body)
+}
+
+// Two nodes (Hosts), each running one room and relaying the other's: a
+// cycle of Fetches between them (a on n1 fetches b on n2, whose handler
+// fetches a) is refused at once with ErrDeadlock, answered 508, instead of
+// waiting until a request's context ends. A Party-Call-Chain header sent by
+// a client is not taken for one.
+func TestFetchCycleAcrossNodes(t *testing.T) {
+	checkLeaks(t)
+	var n1, n2 *party.Host
+	newNode := func(here, there string, other **party.Host) *party.Host {
+		h := party.Handler(func(r *party.Room) party.Server {
+			next := map[string]string{"a": "b", "b": "a", "c": "b"}[r.ID()]
+			return fetcher{room: r, next: next}
+		})
+		h.Placer = &fakePlacer{place: func(room string, _ int) (party.Placement, error) {
+			if room == there {
+				return party.Placement{Relay: crossRelay{to: other, room: room}}, nil
+			}
+			return party.Placement{}, nil
+		}}
+		return h
+	}
+	n1, n2 = newNode("a", "b", &n2), newNode("b", "a", &n1)
+	_, srv1 := serve(t, n1)
+	_, srv2 := serve(t, n2)
+
+	started := time.Now()
+	body, status := get(t, srv1.URL+"/party/a/call")
+	if want := "a got 200 (b got 508 ("; status != http.StatusOK || !strings.HasPrefix(body, want) || !strings.Contains(body, "deadlock") {
+		t.Errorf("a's call: %d %q, want 200 %q... with the deadlock", status, body, want)
+	}
+	if took := time.Since(started); took > time.Second {
+		t.Errorf("the cycle was found after %v, not at once", took)
+	}
+
+	// Not a cycle: c on n1 fetches b on n2, which fetches a on n1.
+	if body, _ := get(t, srv1.URL+"/party/c/call"); !strings.HasPrefix(body, "c got 200 (b got 200 (a got 508 (") {
+		t.Errorf("c's call: %q, want the chain c, b, a, then b refused to a", body)
+	}
+
+	// A client's own Party-Call-Chain naming a, sent to a through n2's relay.
+	req, _ := http.NewRequest(http.MethodGet, srv2.URL+"/party/a", nil)
+	req.Header.Set("Party-Call-Chain", "main/a")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(b) != "a here" {
+		t.Errorf("a client's request with a Party-Call-Chain: %d %q, want 200 a here", resp.StatusCode, b)
+	}
+	shutdown(t, n1)
+	shutdown(t, n2)
+}
+
+// gatedRelay is a crossRelay whose Admit waits for gate, holding the relay
+// room's turn.
+type gatedRelay struct {
+	crossRelay
+	admitting chan struct{}
+	gate      chan struct{}
+}
+
+func (g gatedRelay) Admit(string, *http.Request) error {
+	g.admitting <- struct{}{}
+	<-g.gate
+	return nil
+}
+
+// A plain request to a relay room, once placed, is forwarded without the
+// room's turn: a client being admitted (holding the turn) does not hold it
+// up.
+func TestRelayRequestsSkipTheTurn(t *testing.T) {
+	checkLeaks(t)
+	var n2 *party.Host
+	relay := gatedRelay{crossRelay: crossRelay{to: &n2, room: "b"}, admitting: make(chan struct{}, 1), gate: make(chan struct{})}
+	n1 := party.Handler(func(r *party.Room) party.Server { return fetcher{room: r} })
+	n1.Placer = &fakePlacer{place: func(string, int) (party.Placement, error) { return party.Placement{Relay: relay}, nil }}
+	n2 = party.Handler(func(r *party.Room) party.Server { return fetcher{room: r} })
+	ws1, srv1 := serve(t, n1)
+	if body, _ := get(t, srv1.URL+"/party/b"); body != "b here" {
+		t.Fatalf("GET b through n1: %q, want b here", body)
+	}
+	dialed := make(chan error, 1)
+	go func() {
+		conn, err := dialErr(ws1+"/party/b?_pk=held", nil)
+		if err == nil {
+			conn.CloseNow()
+		}
+		dialed <- err
+	}()
+	receive(t, relay.admitting, "Admit")
+	got := make(chan string, 1)
+	go func() {
+		body, _ := get(t, srv1.URL+"/party/b")
+		got <- body
+	}()
+	select {
+	case body := <-got:
+		if body != "b here" {
+			t.Errorf("GET b while a client is admitted: %q, want b here", body)
+		}
+		close(relay.gate)
+	case <-time.After(2 * time.Second):
+		t.Error("a GET to the relay room waited for the client being admitted")
+		close(relay.gate)
+		<-got
+	}
+	receive(t, dialed, "the dial")
+	shutdown(t, n1)
+	shutdown(t, n2)
+}

@@ -33,9 +33,12 @@ type Room struct {
 	// waitingFor is the room whose turn this room's current handler waits
 	// for in a Call (guarded by Host.callMu), to detect cycles.
 	waitingFor *Room
-	server     Server
-	handlers   handlers
-	started    bool
+	// callChain is, while the room serves a Fetch, the rooms waiting for
+	// it (fetch.go), guarded by turn.
+	callChain string
+	server    Server
+	handlers  handlers
+	started   bool
 
 	// Placement (placement.go), with a Host.Placer: placed once asked,
 	// relay set if the room runs on another node, lost once this node must

@@ -217,9 +217,12 @@
 // party.Host.Call and party.Room.Call run a Go function in the room's turn,
 // which cannot travel: on a node that does not run the room they return an
 // error wrapping party.ErrElsewhere. A cycle of Fetches between rooms on
-// different nodes (A's handler fetches B, whose handler fetches A) is not
-// seen by party.ErrDeadlock's check, which is per node: it ends when the
-// inner Fetch times out (502).
+// different nodes (A's handler fetches B, whose handler fetches A) is found
+// at once: a Fetch from a handler carries the rooms waiting for it (the
+// Party-Call-Chain header), and the owner of a room among them answers
+// 508 Loop Detected, which the innermost Room.Fetch returns as its
+// response. A relay forwards requests without its room's turn, so the
+// clients it holds are not held up while the owner answers.
 //
 // # Bad input between nodes
 //

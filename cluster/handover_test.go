@@ -253,3 +253,65 @@ func (s *gatedChat) OnMessage(m party.Message, c *party.Connection) {
 	<-s.gate
 	s.room.Broadcast(m, c.ID())
 }
+
+// TestFetchCycleAcrossNodes: room a runs on n1 and b on n2; a's handler
+// fetches b, whose handler fetches a. The cycle is found at once: n1
+// refuses b's request to a with 508 Loop Detected, instead of both waiting
+// for JoinTimeout (502).
+func TestFetchCycleAcrossNodes(t *testing.T) {
+	ns := startServer(t, "")
+	nodes := startNodes(t, ns, 2, 2*time.Second, func(r *party.Room) party.Server { return cycler{r} })
+	for _, c := range []struct {
+		n    *testNode
+		room string
+	}{{nodes[0], "a"}, {nodes[1], "b"}} {
+		if body, status := httpGet(t, c.n.srv.URL+"/parties/main/"+c.room); status != http.StatusOK || body != c.room+" here" {
+			t.Fatalf("GET %s on %s: %d %q", c.room, c.n.node.name, status, body)
+		}
+	}
+	if own := ownerOf(t, nodes[0], "b"); own != "n2" {
+		t.Fatalf("b is owned by %s, want n2", own)
+	}
+	started := time.Now()
+	body, status := httpGet(t, nodes[0].srv.URL+"/parties/main/a/call")
+	if status != http.StatusOK || !strings.HasPrefix(body, "a got 200 (b got 508 (") {
+		t.Errorf("a's call: %d %q, want 200 a got 200 (b got 508 ...", status, body)
+	}
+	if took := time.Since(started); took > time.Second {
+		t.Errorf("the cycle was found after %v, not at once", took)
+	}
+}
+
+// cycler answers /call by fetching the other room (a and b fetch each
+// other) and saying what it got; other paths with "ROOM here".
+type cycler struct{ room *party.Room }
+
+func (c cycler) OnRequest(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasSuffix(r.URL.Path, "/call") {
+		io.WriteString(w, c.room.ID()+" here")
+		return
+	}
+	next := map[string]string{"a": "b", "b": "a"}[c.room.ID()]
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://rooms.test/parties/main/"+next+"/call", nil)
+	resp, err := c.room.Fetch("main", next, req)
+	if err != nil {
+		fmt.Fprintf(w, "%s: %v", c.room.ID(), err)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Fprintf(w, "%s got %d (%s)", c.room.ID(), resp.StatusCode, body)
+}
+
+func httpGet(t *testing.T, url string) (string, int) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body), resp.StatusCode
+}

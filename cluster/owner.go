@@ -466,7 +466,11 @@ func (n *Node) fetch(o *owned, e envelope, m *nats.Msg) {
 	defer cancel()
 	resp, err := n.host.Fetch(o.ref.party, o.ref.room, req.WithContext(ctx))
 	if err != nil {
-		n.reply(m, &http.Response{StatusCode: http.StatusServiceUnavailable, Body: http.NoBody}, err.Error())
+		status := http.StatusServiceUnavailable
+		if errors.Is(err, party.ErrDeadlock) {
+			status = http.StatusLoopDetected // a cycle of Fetches across nodes
+		}
+		n.reply(m, &http.Response{StatusCode: status, Body: http.NoBody}, err.Error())
 		return
 	}
 	n.reply(m, resp, "")

@@ -383,8 +383,14 @@ func (r *relay) OnClose(c *party.Connection) {
 }
 
 // OnRequest forwards an HTTP request to the owner, and writes its answer.
+// Once the room is placed, the Host calls it outside the relay room's turn,
+// concurrently with itself and the other handlers (see party.Relay): it
+// reads only what does not change after newRelay.
 func (r *relay) OnRequest(w http.ResponseWriter, req *http.Request) {
 	var buf bytes.Buffer
+	if req.Body == nil {
+		req.Body = http.NoBody // a Fetch's request may have none
+	}
 	req.Body = http.MaxBytesReader(w, req.Body, 1<<20)
 	out := req.Clone(req.Context())
 	out.Header.Del("Connection")
