@@ -69,7 +69,13 @@ func TestOrderAndCreditAcrossNodes(t *testing.T) {
 	_ = owner
 	reader := dial(t, nodes[2], "x", "reader")
 	sender := dial(t, nodes[1], "x", "sender")
-	const n = 2000
+	sendNumbered(t, sender, reader, 2000)
+}
+
+// sendNumbered has sender send "0" to "n-1" back to back, and checks that
+// reader gets each once, in order.
+func sendNumbered(t *testing.T, sender, reader *client, n int) {
+	t.Helper()
 	go func() {
 		for i := range n {
 			if err := sender.conn.Write(context.Background(), 1, []byte(strconv.Itoa(i))); err != nil {
@@ -215,25 +221,7 @@ func TestCreditLostOrLate(t *testing.T) {
 			nodes[0].node.dropCredits.Store(tc.dropCredits)
 			reader := dial(t, nodes[0], "x", "reader") // n1 runs x
 			sender := dial(t, nodes[1], "x", "sender")
-			const n = 1000
-			go func() {
-				for i := range n {
-					if sender.conn.Write(context.Background(), 1, []byte(strconv.Itoa(i))) != nil {
-						return
-					}
-				}
-			}()
-			for i := range n {
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				_, data, err := reader.conn.Read(ctx)
-				cancel()
-				if err != nil {
-					t.Fatalf("message %d: %v", i, err)
-				}
-				if string(data) != strconv.Itoa(i) {
-					t.Fatalf("message %d: got %q", i, data)
-				}
-			}
+			sendNumbered(t, sender, reader, 1000)
 			if left := nodes[0].node.dropCredits.Load(); left > 0 {
 				t.Errorf("%d of the credits to lose were never sent", left)
 			}
