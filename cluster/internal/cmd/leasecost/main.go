@@ -1,7 +1,8 @@
 // Command leasecost measures what room leases cost while they are held:
 // it claims -rooms leases (cluster.Owners, TTL -ttl, so renewed every
 // TTL/3) on a NATS server with JetStream, lets them settle for one TTL, and
-// prints the renewals per second and the CPU time per renewal of this
+// prints the memory the held leases take (goroutine stacks and heap, per
+// lease), then the renewals per second and the CPU time per renewal of this
 // process (the node's side) and of the NATS server (-natspid) over -for.
 //
 //	natsd -port 14292 &
@@ -17,6 +18,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -59,6 +61,11 @@ func main() {
 		}
 	}
 	time.Sleep(*ttl) // every lease renewed at least once
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	fmt.Printf("%d leases held: %d goroutines; per lease %.1f KiB of goroutine stacks, %.1f KiB of heap in use (the whole process over -rooms)\n",
+		*rooms, runtime.NumGoroutine(), float64(ms.StackInuse)/1024/float64(*rooms), float64(ms.HeapInuse)/1024/float64(*rooms))
 	self := os.Getpid()
 	c0, n0 := cpuSeconds(self), cpuSeconds(*natsPid)
 	time.Sleep(*dur)
