@@ -30,7 +30,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -41,13 +40,14 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"party/bench/internal/run"
+	"party/bench/internal/table"
 )
 
 // result is the part of cmd/load's JSON line used here, and the run's
@@ -137,7 +137,7 @@ func main() {
 		}
 		configs = append(configs, k)
 	}
-	raiseFileLimit()
+	run.RaiseFileLimit()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
@@ -176,7 +176,7 @@ func main() {
 	if *hold > 0 {
 		o.load = append(o.load, "-hold", hold.String())
 	}
-	loadAvg := readLoadAvg()
+	loadAvg := run.LoadAvg()
 	started := time.Now()
 	jsonl, err := os.Create(filepath.Join(*outDir, "results.jsonl"))
 	if err != nil {
@@ -216,7 +216,7 @@ func main() {
 		}
 	}
 	header := fmt.Sprintf("%sCommand: `cd bench && %s`.\nLoad average before the run: %s; the run took %s.\n",
-		machine(), commandLine(), loadAvg, time.Since(started).Round(time.Second))
+		table.Machine(), commandLine(), loadAvg, time.Since(started).Round(time.Second))
 	f, err := os.Create(filepath.Join(*outDir, "table.md"))
 	if err != nil {
 		log.Fatal(err)
@@ -290,7 +290,7 @@ func runOne(o options, k int) (result, []byte, error) {
 		if err != nil {
 			return r, nil, err
 		}
-		if err := waitListening(natsAddr, 10*time.Second); err != nil {
+		if err := run.WaitListening(natsAddr, 10*time.Second); err != nil {
 			return r, nil, err
 		}
 		for i := 1; i <= k; i++ {
@@ -308,7 +308,7 @@ func runOne(o options, k int) (result, []byte, error) {
 		pids = append(pids, natsd.pid())
 	}
 	for _, addr := range addrs {
-		if err := waitListening(addr, 15*time.Second); err != nil {
+		if err := run.WaitListening(addr, 15*time.Second); err != nil {
 			return r, nil, err
 		}
 		urls = append(urls, "ws://"+addr+"/parties/main/")
@@ -383,81 +383,6 @@ func (p *proc) stop() {
 	}
 }
 
-func waitListening(addr string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("nothing listens on %s after %v", addr, d)
-}
-
-func raiseFileLimit() {
-	var lim syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < lim.Max {
-		lim.Cur = lim.Max
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	}
-}
-
 func commandLine() string {
 	return strings.TrimSpace("go run ./clusterbench " + strings.Join(os.Args[1:], " "))
-}
-
-func readLoadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-// machine is the table's first line: when, on what.
-func machine() string {
-	model := "unknown CPU"
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-		f.Close()
-	}
-	mem := "unknown"
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-				kib, _ := strconv.ParseFloat(strings.Fields(rest)[0], 64)
-				mem = fmt.Sprintf("%.0f GiB", kib/1024/1024)
-			}
-		}
-	}
-	kernel := "Linux"
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		kernel += " " + strings.TrimSpace(string(b))
-	}
-	return fmt.Sprintf("Run %s on %d cores (%s), %s memory, %s, %s.\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"),
-		runtime.NumCPU(), model, mem, kernel, runtime.Version())
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -53,7 +53,7 @@ func printTable(w io.Writer, results []result, configs []int, header string, cli
 			for _, r := range rs {
 				vs = append(vs, get(r))
 			}
-			return format(median(vs))
+			return format(table.Median(vs))
 		}
 	}
 	cpu := func(part int) func(r result) float64 {
@@ -175,7 +175,7 @@ func paired(a, b []result, get func(r result) float64) (med, lo, hi float64) {
 	if len(vs) == 0 {
 		return math.NaN(), math.NaN(), math.NaN()
 	}
-	return median(vs), slices.Min(vs), slices.Max(vs)
+	return table.Median(vs), slices.Min(vs), slices.Max(vs)
 }
 
 func pairedRatio(a, b []result, get func(r result) float64) string {

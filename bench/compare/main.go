@@ -31,7 +31,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -42,12 +41,13 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"party/bench/internal/run"
+	"party/bench/internal/table"
 )
 
 // servers in table order; party first.
@@ -188,7 +188,7 @@ func main() {
 		return
 	}
 
-	hard := raiseFileLimit()
+	hard := run.RaiseFileLimit()
 	// Stopped by a signal, exit through os.Exit so that the servers and
 	// load generators started get their parent-death SIGKILL.
 	sigs := make(chan os.Signal, 1)
@@ -228,7 +228,7 @@ func main() {
 		}
 		*bin = dir
 	}
-	loadAvg := readLoadAvg()
+	loadAvg := run.LoadAvg()
 	started := time.Now()
 
 	jsonl, err := os.Create(filepath.Join(*outDir, "results.jsonl"))
@@ -325,7 +325,7 @@ func runOne(bin, srv string, sc scenario, addr, outDir string) (result, []byte, 
 		return r, nil, err
 	}
 	defer stop(server)
-	if err := waitListening(addr, 10*time.Second); err != nil {
+	if err := run.WaitListening(addr, 10*time.Second); err != nil {
 		return r, nil, err
 	}
 	args := append([]string{"-url", "ws://" + addr + "/parties/main/", "-pid", strconv.Itoa(server.Process.Pid)}, sc.args...)
@@ -360,94 +360,14 @@ func stop(cmd *exec.Cmd) {
 	}
 }
 
-func waitListening(addr string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("server not listening on %s after %v", addr, d)
-}
-
-// raiseFileLimit lifts the soft open-file limit to the hard one (the
-// equivalent of ulimit -n) for this process and every process it starts,
-// and returns the hard limit.
-func raiseFileLimit() int {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 1024
-	}
-	if lim.Cur < lim.Max {
-		lim.Cur = lim.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			log.Printf("raising the open-file limit: %v", err)
-		}
-	}
-	return int(min(lim.Max, 1<<30))
-}
-
-func readLoadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
 func machineHeader(command, extra string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Run %s on %d cores (%s), %s memory, %s, %s.\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"),
-		runtime.NumCPU(), cpuModel(), memTotal(), kernel(), runtime.Version())
+	b.WriteString(table.Machine())
 	fmt.Fprintf(&b, "Command: `cd bench && %s`.\n", command)
 	if extra != "" {
 		fmt.Fprintf(&b, "%s.\n", strings.ToUpper(extra[:1])+extra[1:])
 	}
 	return b.String()
-}
-
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
-}
-
-func memTotal() string {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return "unknown"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-			kib, _ := strconv.ParseFloat(strings.Fields(rest)[0], 64)
-			return fmt.Sprintf("%.0f GiB", kib/1024/1024)
-		}
-	}
-	return "unknown"
-}
-
-func kernel() string {
-	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
-	if err != nil {
-		return "Linux"
-	}
-	return "Linux " + strings.TrimSpace(string(b))
 }
 
 func readResults(path string) ([]result, error) {
@@ -467,16 +387,4 @@ func readResults(path string) ([]result, error) {
 		}
 		rs = append(rs, r)
 	}
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -111,7 +111,7 @@ func cell(f figure, rs []result) (string, float64) {
 	for _, r := range rs {
 		vs = append(vs, f.get(r))
 	}
-	v := median(vs)
+	v := table.Median(vs)
 	return f.format(v), v
 }
 
