@@ -23,11 +23,12 @@ func (h *Host) Fetch(party, id string, req *http.Request) (*http.Response, error
 }
 
 // Fetch is [Host.Fetch] for use inside a handler of r, with the cycle
-// detection of [Room.Call]. With a Host.Placer, the cycle is found across
-// nodes too: a request to a room on another node carries the rooms waiting
-// for it (in the Party-Call-Chain header), and the node of a room already
-// among them refuses it with ErrDeadlock, which a Relay answers as 508 Loop
-// Detected (the response Fetch then returns).
+// detection of [Room.Call]. With a Host.Placer, cycles through other nodes
+// are found too: a request to a room on another node carries the rooms
+// waiting for it (in the Party-Call-Chain header), and a Fetch, there or
+// further on, to a room among them returns ErrDeadlock. (Host.Fetch, which
+// a Relay's node uses to answer, refuses such a request with ErrDeadlock
+// too; a Relay answers that as 508 Loop Detected.)
 func (r *Room) Fetch(party, id string, req *http.Request) (*http.Response, error) {
 	return r.host.fetch(r, roomKey{party, id}, req)
 }
@@ -41,14 +42,16 @@ const callChainHeader = "Party-Call-Chain"
 func (h *Host) fetch(from *Room, key roomKey, req *http.Request) (*http.Response, error) {
 	// The rooms the target's answer is awaited by: from and those waiting
 	// for from; or, from another node, those the request names.
+	// A room in it is waiting (maybe through another node), so a request to
+	// it would close a cycle; but a room may call itself.
 	var chain string
 	if from == nil {
 		chain = req.Header.Get(callChainHeader)
-		if chainHas(chain, key) {
-			return nil, fmt.Errorf("%w (%s/%s is called by a room on another node that waits for it)", ErrDeadlock, key.party, key.id)
-		}
 	} else {
 		chain = strings.TrimSpace(from.callChain + " " + chainEntry(from.key))
+	}
+	if (from == nil || from.key != key) && chainHas(chain, key) {
+		return nil, fmt.Errorf("%w (%s/%s waits, through another node, for the room that calls it)", ErrDeadlock, key.party, key.id)
 	}
 	w := &responseRecorder{header: make(http.Header)}
 	// To another node, the chain goes with the request.

@@ -1494,43 +1494,52 @@ func (f fetcher) OnRequest(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "%s got %d (%s)", f.room.ID(), resp.StatusCode, body)
 }
 
-// Two nodes (Hosts), each running one room and relaying the other's: a
-// cycle of Fetches between them (a on n1 fetches b on n2, whose handler
-// fetches a) is refused at once with ErrDeadlock, answered 508, instead of
+// Two nodes (Hosts), each relaying the other's rooms: a cycle of Fetches
+// between them (a on n1 fetches b on n2, whose handler fetches a) is found
+// at once: the Fetch that would close it returns ErrDeadlock, instead of
 // waiting until a request's context ends. A Party-Call-Chain header sent by
 // a client is not taken for one.
 func TestFetchCycleAcrossNodes(t *testing.T) {
 	checkLeaks(t)
 	var n1, n2 *party.Host
-	newNode := func(here, there string, other **party.Host) *party.Host {
+	// n1 runs a, c, d and f; n2 runs b and e.
+	onN2 := map[string]bool{"b": true, "e": true}
+	newNode := func(runsHere bool, other **party.Host) *party.Host {
 		h := party.Handler(func(r *party.Room) party.Server {
-			next := map[string]string{"a": "b", "b": "a", "c": "b"}[r.ID()]
+			next := map[string]string{"a": "b", "b": "a", "c": "b", "d": "e", "e": "f", "f": "d"}[r.ID()]
 			return fetcher{room: r, next: next}
 		})
 		h.Placer = &fakePlacer{place: func(room string, _ int) (party.Placement, error) {
-			if room == there {
+			if onN2[room] != runsHere {
 				return party.Placement{Relay: crossRelay{to: other, room: room}}, nil
 			}
 			return party.Placement{}, nil
 		}}
 		return h
 	}
-	n1, n2 = newNode("a", "b", &n2), newNode("b", "a", &n1)
+	n1, n2 = newNode(false, &n2), newNode(true, &n1)
 	_, srv1 := serve(t, n1)
 	_, srv2 := serve(t, n2)
 
 	started := time.Now()
 	body, status := get(t, srv1.URL+"/party/a/call")
-	if want := "a got 200 (b got 508 ("; status != http.StatusOK || !strings.HasPrefix(body, want) || !strings.Contains(body, "deadlock") {
-		t.Errorf("a's call: %d %q, want 200 %q... with the deadlock", status, body, want)
+	if want := "a got 200 (b: party: call would deadlock"; status != http.StatusOK || !strings.HasPrefix(body, want) {
+		t.Errorf("a's call: %d %q, want 200 %q...", status, body, want)
 	}
 	if took := time.Since(started); took > time.Second {
 		t.Errorf("the cycle was found after %v, not at once", took)
 	}
 
 	// Not a cycle: c on n1 fetches b on n2, which fetches a on n1.
-	if body, _ := get(t, srv1.URL+"/party/c/call"); !strings.HasPrefix(body, "c got 200 (b got 200 (a got 508 (") {
-		t.Errorf("c's call: %q, want the chain c, b, a, then b refused to a", body)
+	if body, _ := get(t, srv1.URL+"/party/c/call"); !strings.HasPrefix(body, "c got 200 (b got 200 (a: party: call would deadlock") {
+		t.Errorf("c's call: %q, want the chain c, b, a, then a's Fetch of b refused", body)
+	}
+
+	// A cycle that closes on the node where it began, between two of its
+	// rooms: d (n1) fetches e (n2), which fetches f (n1), which fetches d.
+	// f's Fetch fails with ErrDeadlock itself, without a relay between.
+	if body, _ := get(t, srv1.URL+"/party/d/call"); !strings.HasPrefix(body, "d got 200 (e got 200 (f: party: call would deadlock") {
+		t.Errorf("d's call: %q, want f's Fetch of d to fail with ErrDeadlock", body)
 	}
 
 	// A client's own Party-Call-Chain naming a, sent to a through n2's relay.

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,6 +108,19 @@ func TestBadNodeMessages(t *testing.T) {
 			case <-deadline:
 				t.Fatal("n1 did not answer the credit query for an unknown connection")
 			}
+		}
+	})
+	t.Run("forwarded request that closes a cycle", func(t *testing.T) {
+		// A request forwarded to n1 for x, naming x among the rooms
+		// waiting for it: answered 508 Loop Detected, x's OnRequest not run.
+		raw := "GET /parties/main/x HTTP/1.1\r\nHost: n2\r\nParty-Call-Chain: main/y main/x\r\n\r\n"
+		e := envelope{kind: kindFetch, token: own.Token, party: "main", room: "x", from: "n2", payload: []byte(raw)}
+		reply, err := spy.Request(nodes[0].node.subject, e.encode(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(string(reply.Data), "HTTP/1.1 508 ") {
+			t.Fatalf("answer %q, want 508 Loop Detected", reply.Data[:min(60, len(reply.Data))])
 		}
 	})
 	t.Run("message from a node that no longer owns the room", func(t *testing.T) {

@@ -219,9 +219,9 @@
 // error wrapping party.ErrElsewhere. A cycle of Fetches between rooms on
 // different nodes (A's handler fetches B, whose handler fetches A) is found
 // at once: a Fetch from a handler carries the rooms waiting for it (the
-// Party-Call-Chain header), and the owner of a room among them answers
-// 508 Loop Detected, which the innermost Room.Fetch returns as its
-// response. A relay forwards requests without its room's turn, so the
+// Party-Call-Chain header), so the Fetch that would close the cycle returns
+// party.ErrDeadlock; a forwarded request naming its own room among them is
+// answered 508 Loop Detected. A relay forwards requests without its room's turn, so the
 // clients it holds are not held up while the owner answers.
 //
 // # Bad input between nodes

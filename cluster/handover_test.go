@@ -243,9 +243,9 @@ func (s *gatedChat) OnMessage(m party.Message, c *party.Connection) {
 }
 
 // TestFetchCycleAcrossNodes: room a runs on n1 and b on n2; a's handler
-// fetches b, whose handler fetches a. The cycle is found at once: n1
-// refuses b's request to a with 508 Loop Detected, instead of both waiting
-// for JoinTimeout (502).
+// fetches b, whose handler fetches a. The cycle is found at once: b's Fetch
+// of a returns ErrDeadlock (the request from a named a as waiting),
+// instead of both waiting for JoinTimeout (502).
 func TestFetchCycleAcrossNodes(t *testing.T) {
 	ns := startServer(t, "")
 	nodes := startNodes(t, ns, 2, 2*time.Second, func(r *party.Room) party.Server { return cycler{r} })
@@ -262,8 +262,8 @@ func TestFetchCycleAcrossNodes(t *testing.T) {
 	}
 	started := time.Now()
 	body, status := httpGet(t, nodes[0].srv.URL+"/parties/main/a/call")
-	if status != http.StatusOK || !strings.HasPrefix(body, "a got 200 (b got 508 (") {
-		t.Errorf("a's call: %d %q, want 200 a got 200 (b got 508 ...", status, body)
+	if want := "a got 200 (b: party: call would deadlock"; status != http.StatusOK || !strings.HasPrefix(body, want) {
+		t.Errorf("a's call: %d %q, want 200 %q...", status, body, want)
 	}
 	if took := time.Since(started); took > time.Second {
 		t.Errorf("the cycle was found after %v, not at once", took)
