@@ -213,10 +213,17 @@ func TestStatsCountAKnownWorkload(t *testing.T) {
 	s := dial(t, ws+"/parties/other/r1?_pk=s")
 	s.expect("hi")
 	s.send("flood") // and s reads no more
-	eventually(t, "the client that stopped reading to be refused a send", func() bool {
-		return h.Stats().Parties["other"].SendsRefused == 1
+	eventually(t, "the client that stopped reading to be dropped", func() bool {
+		return h.Stats().Parties["other"].ConnectionsClosed[party.ClosedSlow] == 1
 	})
 	s.conn.CloseNow() // the server has dropped it: end its wait for a close frame
+	// "overflow" is refused. So is the 32 MiB, when the server has not yet
+	// counted "hi" as written though s has read it (its writer is between
+	// the write and the count): seen once on a loaded machine.
+	refused := h.Stats().Parties["other"].SendsRefused
+	if refused != 1 && refused != 2 {
+		t.Fatalf("%d sends refused to the client that stopped reading, want 1 (or 2)", refused)
+	}
 
 	raw, err := rawDial(srv.Listener.Addr().String())
 	if err != nil {
@@ -261,7 +268,7 @@ func TestStatsCountAKnownWorkload(t *testing.T) {
 			BytesReceived:    n*5 + 3 + 5,
 			MessagesSent:     4 + n, // 4 welcomes, d's back to d; neither the 32 MiB nor "overflow"
 			BytesSent:        4*2 + n*5,
-			SendsRefused:     1, // "overflow"
+			SendsRefused:     refused, // "overflow", maybe the 32 MiB
 			UpgradesRefused:  map[int]uint64{},
 			HandlerPanics:    panicCounts(nil),
 		},
